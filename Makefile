@@ -1,0 +1,43 @@
+# Two commands on a fresh machine: `make demo` and `make test`. Everything installs into .venv.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+# torch first, pinned: on a CPU machine this takes the local CPU build, not GBs of CUDA packages.
+TORCH_PIN ?= torch==2.13.0
+
+.PHONY: venv demo examples test unit parity bench bench-smoke clean check-java
+
+check-java:
+	@command -v java >/dev/null 2>&1 || { echo "error: java not found; Spark needs Java 17 or newer (e.g. apt-get install openjdk-17-jre-headless)"; exit 2; }
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "error: Python 3.10+ is required")'
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q "$(TORCH_PIN)"
+	$(PY) -m pip install -q -e ".[test]"
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+examples: venv
+	$(PY) -m examples.build
+
+demo: check-java examples
+	$(PY) -m examples.demo
+
+test: check-java venv
+	$(PY) -m pytest -q tests parity_tests benchmarks/test_smoke.py
+
+unit: venv
+	$(PY) -m pytest -q tests
+
+parity: check-java venv
+	$(PY) -m pytest -q parity_tests
+
+bench: check-java venv
+	$(PY) -m benchmarks.run
+
+clean:
+	rm -rf examples/*/data examples/*/model examples/*/out .pytest_cache

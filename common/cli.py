@@ -1,0 +1,153 @@
+"""``batch-predict``: run a job on Spark or Ray, check parity between them, compare two outputs.
+
+Exit codes: 0 success (parity within tolerance), 1 parity outside tolerance, 2 error. Errors print
+one line naming the file, column or field at fault, and publish nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import warnings
+from pathlib import Path
+
+from common.errors import EXIT_ERROR, EXIT_OK, EXIT_PARITY_FAILED, BatchPredictError
+from common.registry import ENV_VAR, backend_names
+
+DESCRIPTION = """\
+Batch prediction on Spark or Ray from one job file and one model bundle, and proof that the two
+engines give the same answers.
+
+commands:
+  run JOB.toml --backend {spark,ray}   run a job; prints one summary line
+  parity JOB.toml                      run Spark, Ray and the pandas reference, compare all three
+  compare A B --key id                 compare two existing outputs (Parquet files or folders)
+
+exit codes: 0 ok, 1 parity outside tolerance, 2 error (one line on stderr, nothing published).
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="batch-predict", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks on error")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser("run", help="run a job on one backend", description="Run a batch-prediction job.")
+    run.add_argument("job", help="the job file (TOML)")
+    run.add_argument(
+        "--backend", choices=backend_names(), default=None,
+        help=f"executor to use; default: ${ENV_VAR}",
+    )
+    run.add_argument("--input", help="override [input] path (a Parquet/CSV file or folder)")
+    run.add_argument("--output", help="override [output] path (a folder of Parquet)")
+    run.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
+
+    parity = sub.add_parser(
+        "parity", help="run Spark, Ray and the reference on the job's input and compare them",
+        description="Run the job on Spark, Ray and the single-process reference, then compare the three outputs.",
+    )
+    parity.add_argument("job", help="the job file (TOML)")
+    parity.add_argument("--input", help="override [input] path")
+    parity.add_argument("--out", help="folder for the three outputs and the reports (default: <output>-parity)")
+    parity.add_argument("--backends", default="spark,ray", help="comma-separated backends to compare with the reference")
+
+    compare = sub.add_parser(
+        "compare", help="compare two existing outputs",
+        description="Compare two Parquet outputs matched on a key; tolerances come from --job's [parity] section or flags.",
+    )
+    compare.add_argument("a", help="first output (Parquet file or folder)")
+    compare.add_argument("b", help="second output (Parquet file or folder)")
+    compare.add_argument("--key", required=True, help="key column(s), comma-separated")
+    compare.add_argument("--names", default="a,b", help="names of the two sides in the report (default: a,b)")
+    compare.add_argument("--job", help="take [parity] tolerances from this job file")
+    compare.add_argument("--abs", type=float, help="default absolute tolerance for floats")
+    compare.add_argument("--rel", type=float, help="default relative tolerance for floats")
+    compare.add_argument("--ulps", type=int, help="default tolerance in units in the last place")
+    compare.add_argument("--report", help="folder for parity.json and parity.html")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    warnings.simplefilter("ignore", DeprecationWarning)
+    try:
+        if args.command == "run":
+            return _run(args)
+        if args.command == "parity":
+            return _parity(args)
+        return _compare(args)
+    except BatchPredictError as exc:
+        print(f"batch-predict: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except Exception as exc:  # an engine failure: still one line, and nothing published
+        if args.debug:
+            raise
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        print(f"batch-predict: error: {type(exc).__name__}: {first} (use --debug for the traceback)", file=sys.stderr)
+        return EXIT_ERROR
+
+
+def _run(args) -> int:
+    from common.job import load_job
+    from common.runner import run_job
+
+    job = load_job(args.job).with_paths(args.input, args.output)
+    if args.overwrite:
+        from dataclasses import replace
+
+        job = replace(job, overwrite=True)
+    result = run_job(job, args.backend)
+    print(result.summary())
+    return EXIT_OK
+
+
+def _parity(args) -> int:
+    from common.job import load_job
+    from common.parity_runner import run_parity
+
+    job = load_job(args.job).with_paths(args.input, None)
+    out = Path(args.out) if args.out else job.output_path.with_name(job.output_path.name + "-parity")
+    report, paths, _ = run_parity(job, out, backends=[b for b in args.backends.split(",") if b])
+    from common.report import format_summary
+
+    print(format_summary(report))
+    print(f"reports: {', '.join(str(p) for p in paths.values())}")
+    return EXIT_OK if report.ok else EXIT_PARITY_FAILED
+
+
+def _compare(args) -> int:
+    from common.compare import compare_outputs
+    from common.parity_settings import ParitySettings, Tolerance, parse_parity_settings
+    from common.report import format_summary, write_reports
+
+    names = [n.strip() for n in args.names.split(",")]
+    if len(names) != 2 or len(set(names)) != 2:
+        raise BatchPredictError("--names needs two different names, e.g. spark,ray")
+    settings = ParitySettings()
+    if args.job:
+        from common.job import load_job
+
+        settings = parse_parity_settings(load_job(args.job).section("parity"), f"{args.job}: [parity]")
+    if args.abs is not None or args.rel is not None or args.ulps is not None:
+        from dataclasses import replace
+
+        d = settings.default
+        settings = replace(settings, default=Tolerance(
+            abs=d.abs if args.abs is None else args.abs,
+            rel=d.rel if args.rel is None else args.rel,
+            ulps=d.ulps if args.ulps is None else args.ulps,
+        ))
+    key = [k.strip() for k in args.key.split(",") if k.strip()]
+    report = compare_outputs({names[0]: args.a, names[1]: args.b}, key, settings)
+    print(format_summary(report))
+    if args.report:
+        paths = write_reports(report, Path(args.report))
+        print(f"reports: {', '.join(str(p) for p in paths.values())}")
+    return EXIT_OK if report.ok else EXIT_PARITY_FAILED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,106 @@
+"""The shared model interface, modelled on Apache Beam's ``ModelHandler``.
+
+A handler must write two methods: ``load_model()`` (called once per worker process) and
+``run_inference(batch, model)`` (called once per batch). Everything else is a hook with a neutral
+default. The executors never call a model directly: they go through ``common.predictor``, which
+adds the transforms, the output checks and the empty-batch rule around these two methods.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import warnings
+from abc import ABC, abstractmethod
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+
+from common.errors import BundleError
+
+if TYPE_CHECKING:
+    import torch
+
+    from common.bundle import Bundle
+    from common.features import FeatureBatch
+
+
+class ModelHandler(ABC):
+    """Loads one model and predicts batches of its features.
+
+    Subclass it for a ``python`` bundle (``entrypoint = "module:ClassName"``): the class is built
+    with ``(bundle, device)`` on every worker, so it must not hold state that cannot be rebuilt there.
+    """
+
+    def __init__(self, bundle: Bundle, device: torch.device | str = "cpu"):
+        self.bundle = bundle
+        self.device = device
+
+    @abstractmethod
+    def load_model(self) -> Any:
+        """Loads the model from ``self.bundle``; called once per worker process."""
+
+    @abstractmethod
+    def run_inference(self, batch: FeatureBatch, model: Any) -> Any:
+        """Predicts one non-empty batch.
+
+        Args:
+            batch: the batch's columns after the bundle's transforms; ``batch.matrix(features)``,
+                ``batch.pandas(features)`` and ``batch.table(features)`` give the model's inputs.
+            model: what ``load_model`` returned.
+
+        Returns:
+            The outputs, in the bundle's ``outputs`` order: a 2-D array or tensor of shape (n, k),
+            a 1-D one for a single output, or a mapping / Arrow table / DataFrame by output name.
+        """
+
+    def output_schema(self) -> pa.Schema:
+        """The Arrow schema of the outputs; declared up front so empty batches need no model."""
+        return self.bundle.output_schema
+
+    def validate(self) -> None:
+        """Cheap checks run on the driver before any engine starts; raise BundleError."""
+
+
+def resolve_device(requested: str) -> str:
+    """``auto`` -> ``cuda`` when a CUDA device is visible, else ``cpu``; ``cuda`` must exist."""
+    import torch
+
+    if requested == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if requested == "cuda" and not torch.cuda.is_available():
+        raise BundleError('bundle asks for device = "cuda" but no CUDA device is visible here')
+    return requested
+
+
+def handler_for(bundle: Bundle, device: str | None = None) -> ModelHandler:
+    """Builds the handler for a bundle's kind on ``device`` (resolved from the bundle if None)."""
+    device = device or resolve_device(bundle.device)
+    if bundle.kind == "sklearn":
+        from common.models.sklearn_model import SklearnHandler
+
+        return SklearnHandler(bundle, device)
+    if bundle.kind == "torch":
+        from common.models.torch_model import TorchScriptHandler
+
+        return TorchScriptHandler(bundle, device)
+    return _python_handler_class(bundle)(bundle, device)
+
+
+def _python_handler_class(bundle: Bundle) -> type[ModelHandler]:
+    """Imports ``module:ClassName`` with the bundle folder importable (on whichever worker runs this)."""
+    module_name, _, class_name = bundle.entrypoint.partition(":")
+    folder = str(bundle.path)
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
+    loaded = sys.modules.get(module_name)
+    if loaded is not None and getattr(loaded, "__file__", None) and not str(loaded.__file__).startswith(folder):
+        warnings.warn(f"bundle module {module_name} is already imported from {loaded.__file__}; using that one")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise BundleError(f"bundle {bundle.path}: cannot import entrypoint module {module_name}: {exc}") from None
+    cls = getattr(module, class_name, None)
+    if not (isinstance(cls, type) and issubclass(cls, ModelHandler)):
+        raise BundleError(f"bundle {bundle.path}: entrypoint {bundle.entrypoint} is not a ModelHandler subclass")
+    return cls

@@ -1,0 +1,71 @@
+"""Row and key reconciliation: every input row comes out exactly once, or the run fails.
+
+Checked on every run, by every executor, before the output is published. Keys are read column by
+column from Parquet (only the key columns), so the check costs a fraction of the job.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as pads
+
+from common.errors import InputError, OutputError
+
+
+def read_keys(files: Sequence[Path | str], key: Sequence[str], fmt: str = "parquet", schema: pa.Schema | None = None) -> pa.Table:
+    """The key columns of a set of Parquet (or CSV) files, as one table."""
+    if not files:
+        return pa.table({k: pa.array([], type=schema.field(k).type if schema else pa.null()) for k in key})
+    if fmt == "csv":
+        import pyarrow.csv as pacsv
+
+        opts = pacsv.ConvertOptions(column_types=schema, include_columns=list(key))
+        return pa.concat_tables([pacsv.read_csv(f, convert_options=opts) for f in files])
+    return pads.dataset([str(f) for f in files], format="parquet").to_table(columns=list(key))
+
+
+def check_input_keys(keys: pa.Table, where: str) -> None:
+    """The key must be present and unique in the input: it is how rows are reconciled and compared."""
+    for name in keys.column_names:
+        nulls = keys.column(name).null_count
+        if nulls:
+            raise InputError(f'input {where}: key column "{name}" has {nulls} null value(s)')
+    duplicate = _first_duplicate(keys)
+    if duplicate is not None:
+        raise InputError(f"input {where}: duplicate key {duplicate} (job.key must be unique)")
+
+
+def reconcile(input_keys: pa.Table, output_keys: pa.Table, dead_letter_keys: pa.Table | None = None) -> None:
+    """Output keys (plus dead-lettered ones) must equal the input keys, each exactly once."""
+    parts = [output_keys] + ([dead_letter_keys] if dead_letter_keys is not None else [])
+    produced = pa.concat_tables([p.select(input_keys.column_names).cast(input_keys.schema) for p in parts])
+    counts = f"rows in {input_keys.num_rows}, rows out {output_keys.num_rows}"
+    if dead_letter_keys is not None:
+        counts += f", dead-lettered {dead_letter_keys.num_rows}"
+    duplicate = _first_duplicate(produced)
+    if duplicate is not None:
+        raise OutputError(f"reconciliation failed ({counts}): key {duplicate} written more than once")
+    names = input_keys.column_names
+    lost = input_keys.join(produced, keys=names, join_type="left anti")
+    if lost.num_rows:
+        raise OutputError(f"reconciliation failed ({counts}): {lost.num_rows} input key(s) missing, e.g. {_row(lost, 0)}")
+    extra = produced.join(input_keys, keys=names, join_type="left anti")
+    if extra.num_rows:
+        raise OutputError(f"reconciliation failed ({counts}): {extra.num_rows} key(s) not in the input, e.g. {_row(extra, 0)}")
+
+
+def _first_duplicate(keys: pa.Table):
+    if keys.num_rows == 0:
+        return None
+    counts = keys.group_by(keys.column_names).aggregate([([], "count_all")])
+    dup = counts.filter(pc.greater(counts.column("count_all"), 1))
+    return _row(dup.drop_columns(["count_all"]), 0) if dup.num_rows else None
+
+
+def _row(table: pa.Table, i: int):
+    row = {name: table.column(name)[i].as_py() for name in table.column_names}
+    return next(iter(row.values())) if len(row) == 1 else row

@@ -1,0 +1,48 @@
+"""What a run reports: the engine's part (``EngineRun``) and the whole job's (``RunResult``)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+
+@dataclass
+class EngineRun:
+    """Returned by a backend's ``run``: how long its engine took to start and where it ran."""
+
+    startup_seconds: float
+    device: str
+    details: dict = field(default_factory=dict)
+
+
+@dataclass
+class RunResult:
+    """One job run, as printed in the summary line and written to ``_manifest.json``."""
+
+    backend: str
+    rows_in: int
+    rows_out: int
+    seconds: float
+    startup_seconds: float
+    device: str
+    output: Path
+    dead_letter_rows: int = 0
+
+    @property
+    def rows_per_second(self) -> float:
+        work = self.seconds - self.startup_seconds
+        return self.rows_out / work if work > 0 else 0.0
+
+    def summary(self) -> str:
+        dead = f", {self.dead_letter_rows} dead-lettered" if self.dead_letter_rows else ""
+        return (
+            f"{self.backend}: rows in {self.rows_in}, rows out {self.rows_out}{dead}, "
+            f"{self.seconds:.2f} s (startup {self.startup_seconds:.2f} s), "
+            f"{self.rows_per_second:,.0f} rows/s, device {self.device} -> {self.output}"
+        )
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data["output"] = str(self.output)
+        data["rows_per_second"] = self.rows_per_second
+        return data

@@ -1,0 +1,107 @@
+"""Runs a job on Ray Data: read Parquet, transforms + model in one callable class, write Parquet.
+
+The callable class loads the model once per actor; transforms run inside it, numeric ones as
+torch tensors on the model's device. CPU reservations are sized so that the replicas always
+leave a CPU for the read and write tasks: on 2 CPUs, 2 replicas holding 1 CPU each starve the
+reads and the job hangs forever.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import warnings
+from pathlib import Path
+
+import pyarrow as pa
+import ray
+
+from common.bundle import Bundle
+from common.inputs import InputInfo
+from common.job import Job
+from common.predictor import cached_predictor
+from common.result import EngineRun
+from ray_backend.settings import RaySettings
+
+
+class PredictBatches:
+    """The Ray Data callable class: one Predictor (one loaded model) per actor."""
+
+    def __init__(self, bundle_path: str, passthrough: tuple[str, ...]):
+        self.predictor = cached_predictor(bundle_path, True, passthrough)
+        _ = self.predictor.model  # load now, so a broken model fails at actor start
+
+    def __call__(self, batch: pa.Table) -> pa.Table:
+        return self.predictor.predict(batch)
+
+
+def ensure_ray(settings: RaySettings) -> float:
+    """Starts or joins Ray unless it is already running here; returns the start seconds."""
+    if ray.is_initialized():
+        if settings.address:
+            warnings.warn(f"Ray is already initialised in this process; [ray] address = {settings.address!r} is ignored")
+        return 0.0
+    started = time.perf_counter()
+    kwargs = dict(include_dashboard=False, logging_level=logging.WARNING, log_to_driver=False)
+    if settings.address:
+        ray.init(address=settings.address, **kwargs)
+    else:
+        ray.init(**kwargs)
+    return time.perf_counter() - started
+
+
+def replica_resources(settings: RaySettings) -> tuple[float, float]:
+    """CPUs and GPUs per model replica, from the settings and what the cluster has."""
+    resources = ray.cluster_resources()
+    total_cpus = resources.get("CPU", 1.0)
+    if settings.num_gpus == "auto":
+        gpus = 1.0 if resources.get("GPU", 0) >= 1 else 0.0
+    else:
+        gpus = float(settings.num_gpus)
+    if settings.num_cpus == "auto":
+        cpus = max(0.0, min(1.0, (total_cpus - 1.0) / settings.concurrency))
+    else:
+        cpus = float(settings.num_cpus)
+        if cpus * settings.concurrency > total_cpus - 1.0:
+            warnings.warn(
+                f"[ray] {settings.concurrency} replicas x num_cpus {cpus} leave less than one of {total_cpus:g} CPUs "
+                "for reading; the job may stall"
+            )
+    return cpus, gpus
+
+
+def run(job: Job, bundle: Bundle, inputs: InputInfo, stage: Path, settings: RaySettings) -> EngineRun:
+    startup = ensure_ray(settings)
+    context = ray.data.DataContext.get_current()
+    context.enable_progress_bars = settings.progress_bars
+    if not settings.progress_bars:
+        logging.getLogger("ray.data").setLevel(logging.WARNING)
+    cpus, gpus = replica_resources(settings)
+    batch_size = settings.gpu_batch_size if gpus and settings.gpu_batch_size else bundle.batch_size
+    needed = list(dict.fromkeys([*job.output_columns, *_input_columns(bundle, inputs.schema)]))
+    if inputs.format == "csv":
+        import pyarrow.csv as pacsv
+
+        ds = ray.data.read_csv(inputs.paths, convert_options=pacsv.ConvertOptions(column_types=inputs.schema))
+        ds = ds.select_columns(needed)
+    else:
+        ds = ray.data.read_parquet(inputs.paths, columns=needed)
+    ds = ds.map_batches(
+        PredictBatches,
+        fn_constructor_kwargs={"bundle_path": str(bundle.path), "passthrough": job.output_columns},
+        batch_size=batch_size,
+        batch_format="pyarrow",
+        zero_copy_batch=True,
+        concurrency=settings.concurrency,
+        num_cpus=cpus,
+        num_gpus=gpus,
+    )
+    ds.write_parquet(str(stage))
+    device = "cuda" if gpus else "cpu"
+    return EngineRun(startup_seconds=startup, device=device, details={"replica_cpus": cpus, "replica_gpus": gpus})
+
+
+def _input_columns(bundle: Bundle, schema: pa.Schema) -> list[str]:
+    from common.transforms import required_input_columns
+
+    return [c for c in required_input_columns(bundle.transforms, bundle.features) if c in schema.names]

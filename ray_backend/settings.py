@@ -1,0 +1,39 @@
+"""The ``[ray]`` section of a job file, read by the Ray executor alone (no ray import)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from common.errors import JobError
+
+
+@dataclass(frozen=True)
+class RaySettings:
+    """Ray options.
+
+    Attributes:
+        address: empty to start Ray locally; ``auto``, ``host:port`` or ``ray://host:10001`` to join a cluster.
+        concurrency: model replicas (actors), each loading the model once.
+        num_gpus: GPUs per replica; ``auto`` = 1 when the cluster has GPUs, else 0.
+        num_cpus: CPUs each replica reserves; ``auto`` leaves at least one CPU for reading and
+            writing so that replicas cannot starve the read tasks (which hangs the job).
+        gpu_batch_size: rows per model call when replicas hold a GPU (0 = the bundle's batch_size).
+        progress_bars: show Ray Data's progress bars.
+    """
+
+    address: str = ""
+    concurrency: int = 2
+    num_gpus: str | float = field(default="auto", metadata={"types": (str, float)})
+    num_cpus: str | float = field(default="auto", metadata={"types": (str, float)})
+    gpu_batch_size: int = 0
+    progress_bars: bool = False
+
+    def check(self, where: str) -> None:
+        if self.concurrency < 1:
+            raise JobError(f"{where}: concurrency must be >= 1")
+        for name in ("num_gpus", "num_cpus"):
+            value = getattr(self, name)
+            if (isinstance(value, str) and value != "auto") or (not isinstance(value, str) and value < 0):
+                raise JobError(f'{where}: {name} must be "auto" or a number >= 0, got {value!r}')
+        if self.gpu_batch_size < 0:
+            raise JobError(f"{where}: gpu_batch_size must be >= 0")

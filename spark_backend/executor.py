@@ -1,0 +1,112 @@
+"""Runs a job on Spark: read, transforms as Spark columns, model in an Arrow batch UDF, write Parquet.
+
+The model is applied with ``mapInArrow`` (or ``mapInPandas`` when ``[spark] udf = "pandas"``): an
+iterator-of-batches UDF whose Predictor is cached per Python worker, so the model loads once per
+worker process, not per batch. Arrow batches hold the bundle's ``batch_size`` rows.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import pyarrow as pa
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql.pandas.types import from_arrow_schema
+
+from common.bundle import Bundle
+from common.inputs import InputInfo
+from common.job import Job
+from common.models import resolve_device
+from common.predictor import Predictor, cached_predictor
+from common.result import EngineRun
+from spark_backend.settings import SparkSettings
+from spark_backend.transforms import apply_transforms
+
+# Settings the harness needs whatever the job says: UTC session time (time-zone transforms name
+# their zone explicitly) and Arrow for the UDF.
+_FIXED_CONF = {
+    "spark.sql.session.timeZone": "UTC",
+    "spark.sql.execution.arrow.pyspark.enabled": "true",
+    "spark.ui.showConsoleProgress": "false",
+}
+
+
+def get_session(settings: SparkSettings) -> tuple[SparkSession, float]:
+    """The active SparkSession, or a new one from the settings; returns it and its start seconds."""
+    active = SparkSession.getActiveSession()
+    if active is not None:
+        master = active.sparkContext.master
+        if master != settings.master and settings.master != SparkSettings.master:
+            warnings.warn(f"reusing the running Spark session on {master}; [spark] master = {settings.master} is ignored")
+        for key, value in {**_FIXED_CONF, **settings.conf}.items():
+            _set_runtime_conf(active, key, str(value))
+        return active, 0.0
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+    started = time.perf_counter()
+    builder = SparkSession.builder.master(settings.master).appName(settings.app_name)
+    conf = {"spark.ui.enabled": "false", **_FIXED_CONF, **{k: str(v) for k, v in settings.conf.items()}}
+    if settings.task_gpus:
+        conf.setdefault("spark.task.resource.gpu.amount", str(settings.task_gpus))
+    for key, value in conf.items():
+        builder = builder.config(key, value)
+    session = builder.getOrCreate()
+    session.sparkContext.setLogLevel("ERROR")
+    return session, time.perf_counter() - started
+
+
+def _set_runtime_conf(session: SparkSession, key: str, value: str) -> None:
+    if session.conf.get(key, None) == value:
+        return
+    try:
+        session.conf.set(key, value)
+    except Exception:  # static configs cannot change on a running session
+        warnings.warn(f"Spark conf {key} cannot change on the running session; it keeps {session.conf.get(key, None)!r}")
+
+
+def read_input(session: SparkSession, inputs: InputInfo) -> DataFrame:
+    """Reads exactly the files the driver inspected; CSV gets the schema inferred there."""
+    if inputs.format == "csv":
+        schema = from_arrow_schema(inputs.schema, prefer_timestamp_ntz=True)
+        return session.read.schema(schema).option("header", True).csv(inputs.paths)
+    return session.read.parquet(*inputs.paths)
+
+
+def predict_dataframe(df: DataFrame, bundle: Bundle, passthrough: tuple[str, ...], udf: str = "arrow") -> DataFrame:
+    """Applies the bundle's transforms as Spark columns, then the model in a batch UDF."""
+    df = apply_transforms(df, bundle.transforms)
+    needed = list(dict.fromkeys([*passthrough, *bundle.features]))
+    df = df.select(*needed)
+    probe = Predictor(bundle, apply_transforms=False, passthrough=passthrough)
+    in_schema = df.select(*passthrough).limit(0).toArrow().schema if passthrough else pa.schema([])
+    out_schema = from_arrow_schema(probe.output_schema(in_schema), prefer_timestamp_ntz=True)
+    bundle_path = str(bundle.path)
+
+    if udf == "pandas":
+        def predict_pandas(frames):
+            predictor = cached_predictor(bundle_path, False, passthrough)
+            for frame in frames:
+                table = pa.Table.from_pandas(frame, preserve_index=False)
+                yield predictor.predict(table).to_pandas()
+
+        return df.mapInPandas(predict_pandas, out_schema)
+
+    def predict_arrow(batches):
+        predictor = cached_predictor(bundle_path, False, passthrough)
+        for batch in batches:
+            yield from predictor.predict(batch).to_batches()
+
+    return df.mapInArrow(predict_arrow, out_schema)
+
+
+def run(job: Job, bundle: Bundle, inputs: InputInfo, stage: Path, settings: SparkSettings) -> EngineRun:
+    session, startup = get_session(settings)
+    _set_runtime_conf(session, "spark.sql.execution.arrow.maxRecordsPerBatch", str(bundle.batch_size))
+    df = read_input(session, inputs)
+    result = predict_dataframe(df, bundle, job.output_columns, settings.udf)
+    result.write.mode("errorifexists").parquet(str(stage))
+    return EngineRun(startup_seconds=startup, device=resolve_device(bundle.device), details={"master": session.sparkContext.master})
