@@ -1,0 +1,29 @@
+"""Every example job, built small, gives the reference's answers on every backend."""
+
+from __future__ import annotations
+
+import importlib
+import shutil
+from dataclasses import replace
+
+import pytest
+
+from common.job import load_job
+from examples.build import EXAMPLES_DIR, example_names
+from parity_tests.conftest import assert_parity, run_against_reference
+
+SMALL_SIZES = {"tabular_sklearn": 1500}
+
+
+@pytest.fixture(scope="module", params=example_names())
+def built_example(request, tmp_path_factory):
+    name = request.param
+    folder = tmp_path_factory.mktemp(name)
+    shutil.copy(EXAMPLES_DIR / name / "job.toml", folder / "job.toml")
+    importlib.import_module(f"examples.{name}.build").build(SMALL_SIZES.get(name, 300), out_dir=folder)
+    return load_job(folder / "job.toml")
+
+
+def test_example_matches_reference(built_example, backend, tmp_path):
+    report = run_against_reference(replace(built_example, overwrite=True), backend, tmp_path)
+    assert_parity(report)
