@@ -119,3 +119,34 @@ def test_console_script_exit_code(job):
     )
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines()[-1].startswith("batch-predict: error: input /nonexistent")
+
+
+def test_two_bundles_with_same_module_name_do_not_collide(tmp_path):
+    """Spark reuses Python workers across jobs: each bundle must run its own handler.py."""
+    from common.bundle import load_bundle
+    from common.models import handler_for
+
+    for value in (1, 2):
+        folder = tmp_path / f"b{value}"
+        folder.mkdir()
+        (folder / "handler.py").write_text(
+            "from common.models import ModelHandler\n"
+            "class H(ModelHandler):\n"
+            "    def load_model(self):\n"
+            f"        return {value}\n"
+            "    def run_inference(self, batch, model):\n"
+            "        return [model] * batch.num_rows\n"
+        )
+        (folder / "bundle.toml").write_text('kind = "python"\nentrypoint = "handler:H"\nfeatures = ["x"]\n[outputs]\ny = "int64"\n')
+    loaded = [handler_for(load_bundle(tmp_path / f"b{v}"), "cpu").load_model() for v in (1, 2)]
+    assert loaded == [1, 2]
+
+
+def test_missing_entrypoint_module(tmp_path):
+    from common.bundle import load_bundle
+    from common.errors import BundleError
+    from common.models import handler_for
+
+    (tmp_path / "bundle.toml").write_text('kind = "python"\nentrypoint = "nope:H"\nfeatures = ["x"]\n[outputs]\ny = "int64"\n')
+    with pytest.raises(BundleError, match="nope.py is missing"):
+        handler_for(load_bundle(tmp_path), "cpu")
