@@ -22,7 +22,7 @@ _SECTIONS = {
     "output": {"path", "passthrough", "overwrite"},
     "model": {"bundle"},
 }
-_ENGINE_SECTIONS = ("spark", "ray", "parity")
+_ENGINE_SECTIONS = ("spark", "ray", "parity", "faults")  # faults: a testing hook, see common.faults
 
 
 @dataclass(frozen=True)
@@ -119,6 +119,9 @@ def parse_job(raw: Mapping[str, Any], file: Path) -> Job:
     from common.registry import validate_sections  # late: the registry imports backend settings
 
     validate_sections(job)
+    from common.faults import parse_faults
+
+    parse_faults(job.section("faults"), f"{where}: [faults]")
     return job
 
 

@@ -1,23 +1,61 @@
 """One bundle applied to Arrow batches: transforms, model, output checks. Used by every executor.
 
-The Spark UDF, the Ray actor and the reference executor all call ``Predictor.predict`` so the
-model, the output mapping and the checks are the same code on every engine; only where the
-transforms run differs (Spark columns before the UDF, or here, on the model's device).
+The Spark UDF, the Ray actor and the reference executor all call ``Predictor.run_batch`` so the
+model, the output mapping, the checks and the error policy are the same code on every engine; only
+where the transforms run differs (Spark columns before the UDF, or here, on the model's device).
+
+``run_batch`` adds the job's error policy around ``predict``: a batch that raises fails the job with
+its key range (``on_error = "fail"``), or is bisected down to the rows that raise, which come back
+with an error message in ``ERROR_COLUMN`` for the runner to move to ``_dead_letter``
+(``on_error = "dead_letter"``). A broken bundle contract (wrong row or column count, wrong type) is a
+``BundleError`` and always fails the job: it is the model's fault, not a row's. A handler flags a bad
+row with any other exception (``InputError`` included).
 """
 
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass
 from typing import Any, Sequence
 
 import numpy as np
 import pyarrow as pa
 
 from common.bundle import Bundle, load_bundle
-from common.errors import BundleError
+from common.dead_letter import ERROR_COLUMN
+from common.errors import BatchPredictError, BundleError, InputError
+from common.faults import FaultSpec, job_faults
 from common.features import FeatureBatch
 from common.models import handler_for, resolve_device
 from common.transforms import apply_transforms
+
+
+class BatchFailedError(BatchPredictError):
+    """A batch's prediction raised and ``job.on_error`` is ``fail``; names the batch's key range."""
+
+
+@dataclass(frozen=True)
+class ErrorPolicy:
+    """What a worker does when a batch's prediction raises (hashable: part of the predictor cache key).
+
+    Attributes:
+        key: the job's key columns (they are among the passthrough columns), to name a failing batch.
+        on_error: ``fail`` or ``dead_letter``.
+        faults: the testing hook (``common.faults``), or None.
+    """
+
+    key: tuple[str, ...] = ()
+    on_error: str = "fail"
+    faults: FaultSpec | None = None
+
+    @property
+    def dead_letter(self) -> bool:
+        return self.on_error == "dead_letter"
+
+
+def error_policy(job, scratch) -> ErrorPolicy:
+    """The policy of one run of ``job``; ``scratch`` is the run's scratch folder (fault markers)."""
+    return ErrorPolicy(key=tuple(job.key), on_error=job.on_error, faults=job_faults(job, scratch))
 
 
 class Predictor:
@@ -28,12 +66,17 @@ class Predictor:
         apply_transforms: run the bundle's transforms here (Ray, reference); False when the
             engine already applied them as its own columns (Spark).
         passthrough: input columns copied unchanged to the output, ahead of the model outputs.
+        policy: what ``run_batch`` does when a batch raises.
     """
 
-    def __init__(self, bundle: Bundle, *, apply_transforms: bool = True, passthrough: Sequence[str] = ()):
+    def __init__(
+        self, bundle: Bundle, *, apply_transforms: bool = True, passthrough: Sequence[str] = (),
+        policy: ErrorPolicy = ErrorPolicy(),
+    ):
         self.bundle = bundle
         self.apply_transforms = apply_transforms
         self.passthrough = tuple(passthrough)
+        self.policy = policy
         self.device = resolve_device(bundle.device)
         self.handler = handler_for(bundle, self.device)
         self._model: Any = None
@@ -51,6 +94,59 @@ class Predictor:
         """Passthrough columns (typed as in the input) followed by the declared outputs."""
         fields = [input_schema.field(name) for name in self.passthrough]
         return pa.schema(fields + list(self.handler.output_schema()))
+
+    def engine_schema(self, input_schema: pa.Schema) -> pa.Schema:
+        """What ``run_batch`` returns: the output schema, plus ``ERROR_COLUMN`` under dead_letter."""
+        schema = self.output_schema(input_schema)
+        return schema.append(pa.field(ERROR_COLUMN, pa.string())) if self.policy.dead_letter else schema
+
+    def run_batch(self, table: pa.Table | pa.RecordBatch) -> pa.Table:
+        """Predicts one batch under the job's error policy (and fault hook); what executors call."""
+        if isinstance(table, pa.RecordBatch):
+            table = pa.Table.from_batches([table])
+        try:
+            return self._attempt(table)
+        except Exception as exc:
+            if _fails_the_job(exc):
+                raise
+            if not self.policy.dead_letter:
+                raise BatchFailedError(
+                    f"{describe_batch(table, self.policy.key)} failed: {_one_line(exc)}"
+                    ' (job.on_error = "dead_letter" sets failing rows aside instead)'
+                ) from exc
+            return pa.concat_tables(self._isolate(table, exc))
+
+    def _attempt(self, table: pa.Table) -> pa.Table:
+        if self.policy.faults is not None and self.policy.key:
+            self.policy.faults.apply(table, self.policy.key[0])
+        out = self.predict(table)
+        if self.policy.dead_letter:
+            out = out.append_column(pa.field(ERROR_COLUMN, pa.string()), pa.nulls(out.num_rows, pa.string()))
+        return out
+
+    def _isolate(self, table: pa.Table, exc: Exception) -> list[pa.Table]:
+        """Bisects a failing batch: rows that predict come back normally, a single failing row with
+        its error. k failing rows in n cost about 2k log2(n) extra model calls."""
+        if table.num_rows == 1:
+            return [self._failed_rows(table, exc)]
+        middle = table.num_rows // 2
+        parts: list[pa.Table] = []
+        for half in (table.slice(0, middle), table.slice(middle)):
+            try:
+                parts.append(self._attempt(half))
+            except Exception as half_exc:
+                if _fails_the_job(half_exc):
+                    raise
+                parts.extend(self._isolate(half, half_exc))
+        return parts
+
+    def _failed_rows(self, table: pa.Table, exc: Exception) -> pa.Table:
+        schema = self.engine_schema(table.schema)
+        n = table.num_rows
+        columns = [table.column(name) for name in self.passthrough]
+        columns += [pa.nulls(n, field.type) for field in self.handler.output_schema()]
+        columns.append(pa.array([_one_line(exc)] * n, pa.string()))
+        return pa.Table.from_arrays(columns, schema=schema)
 
     def predict(self, table: pa.Table | pa.RecordBatch) -> pa.Table:
         """Predicts every row of ``table``; an empty table gives an empty table of the output schema."""
@@ -72,13 +168,41 @@ _CACHE: dict[tuple, Predictor] = {}
 _CACHE_LOCK = threading.Lock()
 
 
-def cached_predictor(bundle_path: str, apply_transforms: bool, passthrough: Sequence[str]) -> Predictor:
+def cached_predictor(
+    bundle_path: str, apply_transforms: bool, passthrough: Sequence[str], policy: ErrorPolicy = ErrorPolicy()
+) -> Predictor:
     """One Predictor (and so one loaded model) per worker process, reused across tasks and batches."""
-    key = (bundle_path, apply_transforms, tuple(passthrough))
+    key = (bundle_path, apply_transforms, tuple(passthrough), policy)
     with _CACHE_LOCK:
         if key not in _CACHE:
-            _CACHE[key] = Predictor(load_bundle(bundle_path), apply_transforms=apply_transforms, passthrough=passthrough)
+            _CACHE[key] = Predictor(
+                load_bundle(bundle_path), apply_transforms=apply_transforms, passthrough=passthrough, policy=policy
+            )
         return _CACHE[key]
+
+
+def describe_batch(table: pa.Table, key: Sequence[str]) -> str:
+    """"batch of 64 rows, id 128..191": the key range of a batch, to find it in the input."""
+    import pyarrow.compute as pc
+
+    ranges = []
+    for name in key:
+        if name in table.column_names and table.num_rows:
+            bounds = pc.min_max(table.column(name))
+            ranges.append(f"{name} {bounds['min'].as_py()!r}..{bounds['max'].as_py()!r}")
+    return f"batch of {table.num_rows} rows" + (f", {', '.join(ranges)}" if ranges else "")
+
+
+def _fails_the_job(exc: BaseException) -> bool:
+    """A broken bundle contract (BundleError) or any of our errors but InputError fails the job
+    whatever ``on_error`` says; any other exception, and an InputError about the rows' values (a
+    null image, a date out of range), is the batch's: it names the batch, or is dead-lettered."""
+    return isinstance(exc, BatchPredictError) and not isinstance(exc, InputError)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def outputs_to_arrays(raw: Any, schema: pa.Schema, num_rows: int, where: str) -> list[pa.Array]:

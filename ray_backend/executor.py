@@ -19,34 +19,58 @@ import ray
 from common.bundle import Bundle
 from common.inputs import InputInfo
 from common.job import Job
-from common.predictor import cached_predictor
+from common.output import scratch_dir
+from common.predictor import ErrorPolicy, cached_predictor, error_policy
 from common.result import EngineRun
 from ray_backend.settings import RaySettings
 
 
 class PredictBatches:
-    """The Ray Data callable class: one Predictor (one loaded model) per actor."""
+    """The Ray Data callable class: one Predictor (one loaded model) per actor, running
+    ``Predictor.run_batch`` (the job's error policy) on every batch."""
 
-    def __init__(self, bundle_path: str, passthrough: tuple[str, ...]):
-        self.predictor = cached_predictor(bundle_path, True, passthrough)
+    def __init__(self, bundle_path: str, passthrough: tuple[str, ...], policy: ErrorPolicy = ErrorPolicy()):
+        self.predictor = cached_predictor(bundle_path, True, passthrough, policy)
         _ = self.predictor.model  # load now, so a broken model fails at actor start
 
     def __call__(self, batch: pa.Table) -> pa.Table:
-        return self.predictor.predict(batch)
+        return self.predictor.run_batch(batch)
 
 
 def ensure_ray(settings: RaySettings) -> float:
-    """Starts or joins Ray unless it is already running here; returns the start seconds."""
+    """Starts or joins Ray unless it is already running here; returns the start seconds.
+
+    Joining a cluster (``[ray] address``) ships this harness's own packages to the workers as
+    ``py_modules`` (merged into ``[ray] runtime_env``), so a worker runs the driver's code;
+    the job's input, output and bundle paths must still be readable from every node. A cluster
+    that refuses the driver's auth token fails with a one-line hint instead of Ray's generic
+    "Failed to connect".
+    """
     if ray.is_initialized():
-        if settings.address:
-            warnings.warn(f"Ray is already initialised in this process; [ray] address = {settings.address!r} is ignored")
+        for name in ("address", "runtime_env"):
+            if getattr(settings, name):
+                warnings.warn(f"Ray is already initialised in this process; [ray] {name} = {getattr(settings, name)!r} is ignored")
         return 0.0
     started = time.perf_counter()
     kwargs = dict(include_dashboard=False, logging_level=logging.WARNING, log_to_driver=False)
     if settings.address:
-        ray.init(address=settings.address, **kwargs)
+        runtime_env = dict(settings.runtime_env)
+        import common
+
+        ours = [str(Path(common.__file__).parent), str(Path(__file__).parent)]
+        runtime_env["py_modules"] = [*ours, *runtime_env.get("py_modules", [])]
+        try:
+            ray.init(address=settings.address, runtime_env=runtime_env, **kwargs)
+        except ConnectionError as exc:  # Ray 2.60 keeps the AuthenticationError as text in the cause
+            if "InvalidAuthToken" not in f"{exc} {exc.__cause__}":
+                raise
+            raise ConnectionError(
+                f"the Ray cluster at {settings.address} refused this driver's auth token: set RAY_AUTH_MODE=token "
+                "and the cluster's token (RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH or ~/.ray/auth_token; "
+                "`ray get-auth-token` on the head node prints it)"
+            ) from exc
     else:
-        ray.init(**kwargs)
+        ray.init(runtime_env=dict(settings.runtime_env) or None, **kwargs)
     return time.perf_counter() - started
 
 
@@ -86,16 +110,26 @@ def run(job: Job, bundle: Bundle, inputs: InputInfo, stage: Path, settings: RayS
         ds = ds.select_columns(needed)
     else:
         ds = ray.data.read_parquet(inputs.paths, columns=needed)
-    ds = ds.map_batches(
-        PredictBatches,
-        fn_constructor_kwargs={"bundle_path": str(bundle.path), "passthrough": job.output_columns},
-        batch_size=batch_size,
-        batch_format="pyarrow",
-        zero_copy_batch=True,
-        concurrency=settings.concurrency,
-        num_cpus=cpus,
-        num_gpus=gpus,
-    )
+    policy = error_policy(job, scratch_dir(stage))
+    with warnings.catch_warnings():
+        # max_restarts / max_task_retries travel as **ray_remote_args, which Ray 2.60 deprecates
+        # (removal announced for 2.64) without a named replacement; the bound matters, so keep it.
+        warnings.filterwarnings("ignore", message="`ray_remote_args` is deprecated")
+        ds = ds.map_batches(
+            PredictBatches,
+            fn_constructor_kwargs={"bundle_path": str(bundle.path), "passthrough": job.output_columns, "policy": policy},
+            batch_size=batch_size,
+            batch_format="pyarrow",
+            zero_copy_batch=True,
+            concurrency=settings.concurrency,
+            num_cpus=cpus,
+            num_gpus=gpus,
+            # A replica that dies (OOM, lost node, crash) is restarted and its batch retried, at most
+            # 3 times per batch: Ray's default (-1) retries a batch that always kills its replica
+            # forever. Exceptions raised by the model are not retried (a deterministic error recurs).
+            max_restarts=-1,
+            max_task_retries=3,
+        )
     ds.write_parquet(str(stage))
     device = "cuda" if gpus else "cpu"
     return EngineRun(startup_seconds=startup, device=device, details={"replica_cpus": cpus, "replica_gpus": gpus})

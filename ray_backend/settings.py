@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any, Mapping
 
 from common.errors import JobError
 
@@ -19,6 +20,9 @@ class RaySettings:
             writing so that replicas cannot starve the read tasks (which hangs the job).
         gpu_batch_size: rows per model call when replicas hold a GPU (0 = the bundle's batch_size).
         progress_bars: show Ray Data's progress bars.
+        runtime_env: a Ray runtime environment for the job (``env_vars``, ``pip``, ``py_modules``,
+            ...), passed to ``ray.init``. Joining a cluster also ships this harness's own packages
+            as ``py_modules``, so nodes need Ray and the model libraries but not this package.
     """
 
     address: str = ""
@@ -27,6 +31,7 @@ class RaySettings:
     num_cpus: str | float = field(default="auto", metadata={"types": (str, float)})
     gpu_batch_size: int = 0
     progress_bars: bool = False
+    runtime_env: Mapping[str, Any] = field(default_factory=dict, metadata={"types": (dict,)})
 
     def check(self, where: str) -> None:
         if self.concurrency < 1:
@@ -37,3 +42,5 @@ class RaySettings:
                 raise JobError(f'{where}: {name} must be "auto" or a number >= 0, got {value!r}')
         if self.gpu_batch_size < 0:
             raise JobError(f"{where}: gpu_batch_size must be >= 0")
+        if not isinstance(self.runtime_env.get("py_modules", []), list):
+            raise JobError(f"{where}: runtime_env py_modules must be a list of paths or URIs")

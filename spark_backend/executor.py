@@ -21,7 +21,8 @@ from common.bundle import Bundle
 from common.inputs import InputInfo
 from common.job import Job
 from common.models import resolve_device
-from common.predictor import Predictor, cached_predictor
+from common.output import scratch_dir
+from common.predictor import ErrorPolicy, Predictor, cached_predictor, error_policy
 from common.result import EngineRun
 from spark_backend.settings import SparkSettings
 from spark_backend.transforms import apply_transforms
@@ -56,7 +57,30 @@ def get_session(settings: SparkSettings) -> tuple[SparkSession, float]:
         builder = builder.config(key, value)
     session = builder.getOrCreate()
     session.sparkContext.setLogLevel("ERROR")
+    if settings.master.split("[")[0] != "local":  # executors in their own processes, maybe other machines
+        session.sparkContext.addPyFile(str(_harness_archive()))
     return session, time.perf_counter() - started
+
+
+def _harness_archive() -> Path:
+    """This harness's own packages (``common``, ``spark_backend``) in one zip for ``addPyFile``,
+    so cluster executors run the driver's code: the nodes need the same Python, pyspark and the
+    model libraries, not this package. The zip lives until the driver exits (Spark serves it)."""
+    import atexit
+    import shutil
+    import tempfile
+    import zipfile
+
+    import common
+
+    folder = Path(tempfile.mkdtemp(prefix="batch-predict-pyfiles-"))
+    atexit.register(shutil.rmtree, folder, True)
+    archive = folder / "batch_predict_harness.zip"
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zf:
+        for package in (Path(common.__file__).parent, Path(__file__).parent):
+            for file in sorted(package.rglob("*.py")):
+                zf.write(file, file.relative_to(package.parent))
+    return archive
 
 
 def _set_runtime_conf(session: SparkSession, key: str, value: str) -> None:
@@ -76,29 +100,32 @@ def read_input(session: SparkSession, inputs: InputInfo) -> DataFrame:
     return session.read.parquet(*inputs.paths)
 
 
-def predict_dataframe(df: DataFrame, bundle: Bundle, passthrough: tuple[str, ...], udf: str = "arrow") -> DataFrame:
-    """Applies the bundle's transforms as Spark columns, then the model in a batch UDF."""
+def predict_dataframe(
+    df: DataFrame, bundle: Bundle, passthrough: tuple[str, ...], udf: str = "arrow", policy: ErrorPolicy = ErrorPolicy()
+) -> DataFrame:
+    """Applies the bundle's transforms as Spark columns, then the model in a batch UDF that runs
+    ``Predictor.run_batch`` (the job's error policy; a failed task is retried by Spark)."""
     df = apply_transforms(df, bundle.transforms)
     needed = list(dict.fromkeys([*passthrough, *bundle.features]))
     df = df.select(*needed)
-    probe = Predictor(bundle, apply_transforms=False, passthrough=passthrough)
+    probe = Predictor(bundle, apply_transforms=False, passthrough=passthrough, policy=policy)
     in_schema = df.select(*passthrough).limit(0).toArrow().schema if passthrough else pa.schema([])
-    out_schema = from_arrow_schema(probe.output_schema(in_schema), prefer_timestamp_ntz=True)
+    out_schema = from_arrow_schema(probe.engine_schema(in_schema), prefer_timestamp_ntz=True)
     bundle_path = str(bundle.path)
 
     if udf == "pandas":
         def predict_pandas(frames):
-            predictor = cached_predictor(bundle_path, False, passthrough)
+            predictor = cached_predictor(bundle_path, False, passthrough, policy)
             for frame in frames:
                 table = pa.Table.from_pandas(frame, preserve_index=False)
-                yield predictor.predict(table).to_pandas()
+                yield predictor.run_batch(table).to_pandas()
 
         return df.mapInPandas(predict_pandas, out_schema)
 
     def predict_arrow(batches):
-        predictor = cached_predictor(bundle_path, False, passthrough)
+        predictor = cached_predictor(bundle_path, False, passthrough, policy)
         for batch in batches:
-            yield from predictor.predict(batch).to_batches()
+            yield from predictor.run_batch(batch).to_batches()
 
     return df.mapInArrow(predict_arrow, out_schema)
 
@@ -107,6 +134,7 @@ def run(job: Job, bundle: Bundle, inputs: InputInfo, stage: Path, settings: Spar
     session, startup = get_session(settings)
     _set_runtime_conf(session, "spark.sql.execution.arrow.maxRecordsPerBatch", str(bundle.batch_size))
     df = read_input(session, inputs)
-    result = predict_dataframe(df, bundle, job.output_columns, settings.udf)
+    policy = error_policy(job, scratch_dir(stage))
+    result = predict_dataframe(df, bundle, job.output_columns, settings.udf, policy)
     result.write.mode("errorifexists").parquet(str(stage))
     return EngineRun(startup_seconds=startup, device=resolve_device(bundle.device), details={"master": session.sparkContext.master})

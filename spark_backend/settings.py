@@ -16,6 +16,8 @@ class SparkSettings:
 
     Attributes:
         master: ``local[*]``, ``local[2,4]`` (2 threads, 4 attempts per task) or ``spark://host:7077``.
+            A non-local master gets this harness's own packages shipped with the job (``addPyFile``);
+            its nodes need Java, the same Python at ``PYSPARK_PYTHON`` and the model libraries.
         conf: extra Spark configuration, passed as is.
         udf: ``arrow`` (mapInArrow: keeps NaN and null apart) or ``pandas`` (mapInPandas, the
             legacy pandas UDF; pandas cannot tell NaN from null, so Spark writes NaN outputs as null).
