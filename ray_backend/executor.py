@@ -29,8 +29,10 @@ class PredictBatches:
     """The Ray Data callable class: one Predictor (one loaded model) per actor, running
     ``Predictor.run_batch`` (the job's error policy) on every batch."""
 
-    def __init__(self, bundle_path: str, passthrough: tuple[str, ...], policy: ErrorPolicy = ErrorPolicy()):
-        self.predictor = cached_predictor(bundle_path, True, passthrough, policy)
+    def __init__(
+        self, bundle_path: str, passthrough: tuple[str, ...], policy: ErrorPolicy = ErrorPolicy(), threads: int | None = None
+    ):
+        self.predictor = cached_predictor(bundle_path, True, passthrough, policy, threads=threads)
         _ = self.predictor.model  # load now, so a broken model fails at actor start
 
     def __call__(self, batch: pa.Table) -> pa.Table:
@@ -117,7 +119,8 @@ def run(job: Job, bundle: Bundle, inputs: InputInfo, stage: Path, settings: RayS
         warnings.filterwarnings("ignore", message="`ray_remote_args` is deprecated")
         ds = ds.map_batches(
             PredictBatches,
-            fn_constructor_kwargs={"bundle_path": str(bundle.path), "passthrough": job.output_columns, "policy": policy},
+            fn_constructor_kwargs={"bundle_path": str(bundle.path), "passthrough": job.output_columns, "policy": policy,
+                                   "threads": max(1, round(cpus))},
             batch_size=batch_size,
             batch_format="pyarrow",
             zero_copy_batch=True,

@@ -111,11 +111,15 @@ def predict_dataframe(
     probe = Predictor(bundle, apply_transforms=False, passthrough=passthrough, policy=policy)
     in_schema = df.select(*passthrough).limit(0).toArrow().schema if passthrough else pa.schema([])
     out_schema = from_arrow_schema(probe.engine_schema(in_schema), prefer_timestamp_ntz=True)
-    bundle_path = str(bundle.path)
+    bundle_path, wanted = str(bundle.path), bundle.device
+    threads = int(df.sparkSession.conf.get("spark.task.cpus", "1"))
+
+    def worker_predictor():
+        return cached_predictor(bundle_path, False, passthrough, policy, task_device(wanted), threads)
 
     if udf == "pandas":
         def predict_pandas(frames):
-            predictor = cached_predictor(bundle_path, False, passthrough, policy)
+            predictor = worker_predictor()
             for frame in frames:
                 table = pa.Table.from_pandas(frame, preserve_index=False)
                 yield predictor.run_batch(table).to_pandas()
@@ -123,11 +127,29 @@ def predict_dataframe(
         return df.mapInPandas(predict_pandas, out_schema)
 
     def predict_arrow(batches):
-        predictor = cached_predictor(bundle_path, False, passthrough, policy)
+        predictor = worker_predictor()
         for batch in batches:
             yield from predictor.run_batch(batch).to_batches()
 
     return df.mapInArrow(predict_arrow, out_schema)
+
+
+def task_device(wanted: str, context=None) -> str:
+    """The device for the model in this Spark task: GPU use follows Spark's resource scheduling.
+
+    A task that Spark gave a GPU (``spark.task.resource.gpu.amount``) runs the model on that GPU,
+    ``cuda:<address>``, unless the bundle says ``cpu``; a task without one runs on the CPU, so
+    concurrent tasks never pile onto a GPU that Spark did not hand out. ``device = "cuda"``
+    without a GPU from Spark is an error, as on any machine without CUDA.
+    """
+    if context is None:
+        from pyspark import TaskContext
+
+        context = TaskContext.get()
+    gpus = context.resources().get("gpu") if context is not None else None
+    if wanted != "cpu" and gpus is not None and gpus.addresses:
+        return f"cuda:{gpus.addresses[0]}"
+    return "cpu" if wanted == "auto" else resolve_device(wanted)
 
 
 def run(job: Job, bundle: Bundle, inputs: InputInfo, stage: Path, settings: SparkSettings) -> EngineRun:
@@ -137,4 +159,6 @@ def run(job: Job, bundle: Bundle, inputs: InputInfo, stage: Path, settings: Spar
     policy = error_policy(job, scratch_dir(stage))
     result = predict_dataframe(df, bundle, job.output_columns, settings.udf, policy)
     result.write.mode("errorifexists").parquet(str(stage))
-    return EngineRun(startup_seconds=startup, device=resolve_device(bundle.device), details={"master": session.sparkContext.master})
+    gpus = float(session.conf.get("spark.task.resource.gpu.amount", "0") or 0)
+    device = "cpu" if bundle.device == "cpu" or not gpus else resolve_device(bundle.device)
+    return EngineRun(startup_seconds=startup, device=device, details={"master": session.sparkContext.master})

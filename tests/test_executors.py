@@ -70,3 +70,34 @@ def test_csv_input_on_both_backends(job_path, engines, tmp_path):
         assert run_job(job, backend).rows_out == 700
         outs[backend] = read_output(tmp_path / backend)
     assert outs["spark"].column("score").equals(outs["ray"].column("score"))
+
+
+class _Resource:
+    def __init__(self, addresses):
+        self.addresses = addresses
+
+
+class _TaskContext:
+    """Stands in for pyspark.TaskContext: Spark hands GPUs only to tasks on a GPU cluster."""
+
+    def __init__(self, gpus):
+        self._resources = {"gpu": _Resource(gpus)} if gpus else {}
+
+    def resources(self):
+        return self._resources
+
+
+def test_spark_task_device_follows_spark_gpu_scheduling():
+    from spark_backend.executor import task_device
+
+    assert task_device("auto", _TaskContext(["3"])) == "cuda:3"
+    assert task_device("cuda", _TaskContext(["0", "1"])) == "cuda:0"
+    assert task_device("cpu", _TaskContext(["3"])) == "cpu"
+    assert task_device("auto", _TaskContext([])) == "cpu"  # no GPU from Spark: never grab one
+
+
+def test_workers_run_on_cpu_here_and_report_it(job_path, engines, tmp_path):
+    """On a CPU machine every path falls back cleanly: device auto resolves to cpu everywhere."""
+    for backend in ("spark", "ray"):
+        result = run_job(replace(load_job(job_path), output_path=tmp_path / backend), backend)
+        assert result.device == "cpu"
