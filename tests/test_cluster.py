@@ -1,0 +1,136 @@
+"""The same job file, with only an address added, gives the same output on a real cluster as in
+local mode (issue #7): a Spark standalone cluster and a two-node Ray cluster, both started on this
+machine by the fixtures below and stopped after, even when a test fails.
+
+The cluster runs go through the CLI in a subprocess, the production path: this pytest process
+already holds a local SparkSession and a local Ray, which the executors would reuse, ignoring the
+address. Each cluster output is compared with the local-mode output by ``compare_outputs``, with
+exact tolerances. A cluster that cannot start fails the test with its log; nothing is skipped.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+import ray_backend
+from common.compare import compare_outputs
+from common.errors import JobError
+from common.job import load_job
+from common.output import MANIFEST
+from common.parity_settings import ParitySettings
+from common.runner import run_job
+from tests.clusters import RayCluster, SparkStandalone, remove_tree, run_process, short_temp_dir, venv_bin
+from tests.jobs import make_job
+
+ROWS = 600
+EXACT = ParitySettings(strict_types=True)  # zero tolerance on every column, types included
+
+
+@pytest.fixture(scope="module")
+def job_path(tmp_path_factory) -> Path:
+    return make_job(tmp_path_factory.mktemp("cluster-job"), rows=ROWS, files=2)
+
+
+@pytest.fixture
+def spark_cluster():
+    root = short_temp_dir("bp-spark-")
+    with SparkStandalone(root) as cluster:
+        yield cluster
+    remove_tree(root)
+
+
+@pytest.fixture(scope="module")
+def ray_cluster():
+    root = short_temp_dir("bp-ray-")
+    with RayCluster(root) as cluster:
+        yield cluster
+    remove_tree(root)
+
+
+def cluster_job(job_path: Path, name: str, lines: str) -> Path:
+    """A copy of the job file, beside it so that its relative paths still resolve, plus ``lines``."""
+    path = job_path.with_name(f"{name}.toml")
+    path.write_text(job_path.read_text() + lines)
+    return path
+
+
+def run_cli(job: Path, backend: str, output: Path, env: dict[str, str]) -> tuple[int, str]:
+    """``batch-predict run`` in its own process tree, from the job's folder, not the repo."""
+    argv = [venv_bin("batch-predict"), "run", str(job), "--backend", backend, "--output", str(output)]
+    return run_process(f"batch-predict {backend}", argv, output.with_suffix(".log"), env, cwd=job.parent)
+
+
+def cli_env(**extra: str) -> dict[str, str]:
+    """This process's environment without any Ray address or auth setting, plus ``extra``."""
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS" and not k.startswith("RAY_AUTH_")}
+    env.update(PYSPARK_PYTHON=sys.executable, PYSPARK_DRIVER_PYTHON=sys.executable, **extra)
+    return env
+
+
+def assert_same_as_local(local: Path, cluster: Path) -> None:
+    report = compare_outputs({"local": local, "cluster": cluster}, key="id", settings=EXACT)
+    assert report.ok, report.problems()
+    assert [s.rows for s in report.sides] == [ROWS, ROWS]
+
+
+@pytest.mark.slow
+def test_spark_standalone_cluster_matches_local_mode(job_path, spark, spark_cluster, tmp_path):
+    local = tmp_path / "local"
+    run_job(replace(load_job(job_path), output_path=local), "spark")
+    job = cluster_job(job_path, "job-spark-cluster", f'\n[spark]\nmaster = "{spark_cluster.url}"\n')
+
+    code, out = run_cli(job, "spark", tmp_path / "cluster", cli_env())
+
+    assert code == 0, f"{out[-4000:]}\n{spark_cluster.logs()}"
+    assert f"spark: rows in {ROWS}, rows out {ROWS}" in out
+    manifest = json.loads((tmp_path / "cluster" / MANIFEST).read_text())
+    assert manifest["engine"]["master"] == spark_cluster.url
+    assert list((spark_cluster.root / "work").glob("app-*/*/stderr")), "no executor ran on the worker"
+    assert_same_as_local(local, tmp_path / "cluster")
+
+
+@pytest.mark.slow
+def test_ray_two_node_cluster_matches_local_mode(job_path, ray_local, ray_cluster, tmp_path):
+    local = tmp_path / "local"
+    run_job(replace(load_job(job_path), output_path=local), "ray")
+    job = cluster_job(job_path, "job-ray-cluster", f'address = "{ray_cluster.address}"\n')  # the [ray] section is last
+
+    code, out = run_cli(job, "ray", tmp_path / "cluster", cli_env(**ray_cluster.env))
+
+    assert code == 0, f"{out[-4000:]}\n{ray_cluster.logs()}"
+    assert f"ray: rows in {ROWS}, rows out {ROWS}" in out
+    # With one CPU per node, the model replica holds one node and reads and writes run on the
+    # other; each node unpacked the harness packages that ensure_ray ships as py_modules.
+    for node in ray_cluster.node_dirs():
+        shipped = {p.name for p in (node / "runtime_resources" / "py_modules_files").glob("_ray_pkg_*/*")}
+        assert {"common", "ray_backend"} <= shipped, f"{node}: {shipped}"
+    assert_same_as_local(local, tmp_path / "cluster")
+
+
+@pytest.mark.slow
+def test_ray_cluster_refuses_a_driver_without_the_token(job_path, ray_cluster, tmp_path):
+    """What a user must set: without RAY_AUTH_MODE=token and the cluster's token, the run fails
+    with one line that says so, and publishes nothing."""
+    job = cluster_job(job_path, "job-ray-no-token", f'address = "{ray_cluster.address}"\n')
+
+    # RAY_gcs_server_port_wait_time_s: 2 connection attempts instead of Ray's 20 (one a second).
+    env = cli_env(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN="not-the-token", RAY_gcs_server_port_wait_time_s="2")
+    code, out = run_cli(job, "ray", tmp_path / "refused", env)
+
+    assert code == 2, out[-4000:]
+    assert "refused this driver's auth token: set RAY_AUTH_MODE=token" in out
+    assert not (tmp_path / "refused").exists()
+
+
+def test_ray_runtime_env_setting():
+    """``[ray] runtime_env`` reaches ensure_ray as a table; its py_modules must be a list."""
+    settings = ray_backend.parse_settings({"runtime_env": {"env_vars": {"A": "1"}}}, "job.toml: [ray]")
+    assert settings.runtime_env == {"env_vars": {"A": "1"}}
+    with pytest.raises(JobError, match="runtime_env py_modules must be a list"):
+        ray_backend.parse_settings({"runtime_env": {"py_modules": "common"}}, "job.toml: [ray]")
