@@ -27,7 +27,7 @@ from common.errors import BatchPredictError, BundleError, InputError
 from common.faults import FaultSpec, job_faults
 from common.features import FeatureBatch
 from common.models import handler_for, resolve_device
-from common.transforms import apply_transforms
+from common.transforms import Transform, apply_transforms, split_host_stage
 
 
 class BatchFailedError(BatchPredictError):
@@ -65,6 +65,8 @@ class Predictor:
         bundle: the parsed bundle.
         apply_transforms: run the bundle's transforms here (Ray, reference); False when the
             engine already applied them as its own columns (Spark).
+        host_stage_done: the host ops (``split_host_stage``) already ran in a CPU operator
+            before this one (Ray with GPU replicas); run only the rest here.
         passthrough: input columns copied unchanged to the output, ahead of the model outputs.
         policy: what ``run_batch`` does when a batch raises.
         device: the device to use, when the engine assigned one (Spark's task GPU, ``cuda:N``);
@@ -78,9 +80,11 @@ class Predictor:
     def __init__(
         self, bundle: Bundle, *, apply_transforms: bool = True, passthrough: Sequence[str] = (),
         policy: ErrorPolicy = ErrorPolicy(), device: str | None = None, threads: int | None = None,
+        host_stage_done: bool = False,
     ):
         self.bundle = bundle
         self.apply_transforms = apply_transforms
+        self.transforms = split_host_stage(bundle.transforms)[1] if host_stage_done else bundle.transforms
         self.passthrough = tuple(passthrough)
         self.policy = policy
         self.threads = threads
@@ -168,7 +172,7 @@ class Predictor:
             return schema.empty_table()
         batch = FeatureBatch(table, self.device)
         if self.apply_transforms:
-            apply_transforms(batch, self.bundle.transforms)
+            apply_transforms(batch, self.transforms)
         raw = self.handler.run_inference(batch, self.model)
         outputs = outputs_to_arrays(raw, self.handler.output_schema(), table.num_rows, str(self.bundle.path))
         columns = [table.column(name) for name in self.passthrough] + outputs
@@ -181,17 +185,24 @@ _CACHE_LOCK = threading.Lock()
 
 def cached_predictor(
     bundle_path: str, apply_transforms: bool, passthrough: Sequence[str], policy: ErrorPolicy = ErrorPolicy(),
-    device: str | None = None, threads: int | None = None,
+    device: str | None = None, threads: int | None = None, host_stage_done: bool = False,
 ) -> Predictor:
     """One Predictor (and so one loaded model) per worker process, reused across tasks and batches."""
-    key = (bundle_path, apply_transforms, tuple(passthrough), policy, device, threads)
+    key = (bundle_path, apply_transforms, tuple(passthrough), policy, device, threads, host_stage_done)
     with _CACHE_LOCK:
         if key not in _CACHE:
             _CACHE[key] = Predictor(
                 load_bundle(bundle_path), apply_transforms=apply_transforms, passthrough=passthrough, policy=policy,
-                device=device, threads=threads,
+                device=device, threads=threads, host_stage_done=host_stage_done,
             )
         return _CACHE[key]
+
+
+def run_host_stage(table: pa.Table, transforms: Sequence[Transform]) -> pa.Table:
+    """The host ops on one batch, on the CPU: every input column plus their outputs."""
+    batch = FeatureBatch(table, "cpu")
+    apply_transforms(batch, transforms)
+    return batch.table()
 
 
 def describe_batch(table: pa.Table, key: Sequence[str]) -> str:

@@ -196,6 +196,24 @@ def required_input_columns(transforms: Sequence[Transform], features: Sequence[s
     return list(dict.fromkeys(needed))
 
 
+def split_host_stage(transforms: Sequence[Transform]) -> tuple[list[Transform], list[Transform]]:
+    """Splits off the host ops (string, hash, time zone: Arrow on the CPU) that can run in a CPU
+    operator before the model's, leaving the rest in order for the model's device.
+
+    A host op moves ahead only if no op left behind before it reads or writes any column it
+    reads or writes, so running ``host`` then ``rest`` gives exactly what running all in order does.
+    """
+    host, rest, touched = [], [], set()
+    for t in transforms:
+        columns = {t.column, *t.output_columns()}
+        if t.op not in NUMERIC_OPS and not columns & touched:
+            host.append(t)
+        else:
+            rest.append(t)
+            touched |= columns
+    return host, rest
+
+
 def apply_transforms(batch: FeatureBatch, transforms: Sequence[Transform]) -> None:
     """Runs the transforms on ``batch`` in order, each writing its output column(s)."""
     for t in transforms:

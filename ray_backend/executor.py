@@ -20,7 +20,8 @@ from common.bundle import Bundle
 from common.inputs import InputInfo
 from common.job import Job
 from common.output import scratch_dir
-from common.predictor import ErrorPolicy, cached_predictor, error_policy
+from common.predictor import ErrorPolicy, cached_predictor, error_policy, run_host_stage
+from common.transforms import split_host_stage
 from common.result import EngineRun
 from ray_backend.settings import RaySettings
 
@@ -30,9 +31,12 @@ class PredictBatches:
     ``Predictor.run_batch`` (the job's error policy) on every batch."""
 
     def __init__(
-        self, bundle_path: str, passthrough: tuple[str, ...], policy: ErrorPolicy = ErrorPolicy(), threads: int | None = None
+        self, bundle_path: str, passthrough: tuple[str, ...], policy: ErrorPolicy = ErrorPolicy(),
+        threads: int | None = None, host_stage_done: bool = False,
     ):
-        self.predictor = cached_predictor(bundle_path, True, passthrough, policy, threads=threads)
+        self.predictor = cached_predictor(
+            bundle_path, True, passthrough, policy, threads=threads, host_stage_done=host_stage_done
+        )
         _ = self.predictor.model  # load now, so a broken model fails at actor start
 
     def __call__(self, batch: pa.Table) -> pa.Table:
@@ -113,6 +117,12 @@ def run(job: Job, bundle: Bundle, inputs: InputInfo, stage: Path, settings: RayS
     else:
         ds = ray.data.read_parquet(inputs.paths, columns=needed)
     policy = error_policy(job, scratch_dir(stage))
+    host_ops = host_stage_ops(bundle, settings, gpus, job.on_error)
+    if host_ops:  # string/hash/time ops as their own CPU operator, overlapping the model's
+        ds = ds.map_batches(
+            run_host_stage, fn_kwargs={"transforms": host_ops}, batch_size=batch_size, batch_format="pyarrow",
+            zero_copy_batch=True, num_cpus=1,
+        )
     with warnings.catch_warnings():
         # max_restarts / max_task_retries travel as **ray_remote_args, which Ray 2.60 deprecates
         # (removal announced for 2.64) without a named replacement; the bound matters, so keep it.
@@ -120,7 +130,7 @@ def run(job: Job, bundle: Bundle, inputs: InputInfo, stage: Path, settings: RayS
         ds = ds.map_batches(
             PredictBatches,
             fn_constructor_kwargs={"bundle_path": str(bundle.path), "passthrough": job.output_columns, "policy": policy,
-                                   "threads": max(1, round(cpus))},
+                                   "threads": max(1, round(cpus)), "host_stage_done": bool(host_ops)},
             batch_size=batch_size,
             batch_format="pyarrow",
             zero_copy_batch=True,
@@ -135,7 +145,20 @@ def run(job: Job, bundle: Bundle, inputs: InputInfo, stage: Path, settings: RayS
         )
     ds.write_parquet(str(stage))
     device = "cuda" if gpus else "cpu"
-    return EngineRun(startup_seconds=startup, device=device, details={"replica_cpus": cpus, "replica_gpus": gpus})
+    details = {"replica_cpus": cpus, "replica_gpus": gpus, "host_stage_ops": [t.op for t in host_ops]}
+    return EngineRun(startup_seconds=startup, device=device, details=details)
+
+
+def host_stage_ops(bundle: Bundle, settings: RaySettings, gpus: float, on_error: str) -> list:
+    """The transforms to run in a CPU operator ahead of the replicas (none: all run in the replicas)."""
+    wanted = settings.cpu_stage is True or (settings.cpu_stage == "auto" and gpus > 0)
+    if not wanted:
+        return []
+    if on_error == "dead_letter":  # a host op's failure would not be isolated to its rows
+        if settings.cpu_stage is True:
+            warnings.warn('[ray] cpu_stage is off under job.on_error = "dead_letter": host transforms run in the replicas')
+        return []
+    return split_host_stage(bundle.transforms)[0]
 
 
 def _input_columns(bundle: Bundle, schema: pa.Schema) -> list[str]:

@@ -20,6 +20,9 @@ class RaySettings:
             writing so that replicas cannot starve the read tasks (which hangs the job).
         gpu_batch_size: rows per model call when replicas hold a GPU (0 = the bundle's batch_size).
         progress_bars: show Ray Data's progress bars.
+        cpu_stage: run the host transforms (string, hash, time zone) as a separate CPU operator
+            before the model replicas, so they overlap with GPU work; ``auto`` = when replicas
+            hold GPUs. Off under ``on_error = "dead_letter"`` (its errors are per model batch).
         runtime_env: a Ray runtime environment for the job (``env_vars``, ``pip``, ``py_modules``,
             ...), passed to ``ray.init``. Joining a cluster also ships this harness's own packages
             as ``py_modules``, so nodes need Ray and the model libraries but not this package.
@@ -31,6 +34,7 @@ class RaySettings:
     num_cpus: str | float = field(default="auto", metadata={"types": (str, float)})
     gpu_batch_size: int = 0
     progress_bars: bool = False
+    cpu_stage: str | bool = field(default="auto", metadata={"types": (str, bool)})
     runtime_env: Mapping[str, Any] = field(default_factory=dict, metadata={"types": (dict,)})
 
     def check(self, where: str) -> None:
@@ -40,6 +44,8 @@ class RaySettings:
             value = getattr(self, name)
             if (isinstance(value, str) and value != "auto") or (not isinstance(value, str) and value < 0):
                 raise JobError(f'{where}: {name} must be "auto" or a number >= 0, got {value!r}')
+        if isinstance(self.cpu_stage, str) and self.cpu_stage != "auto":
+            raise JobError(f'{where}: cpu_stage must be "auto", true or false, got {self.cpu_stage!r}')
         if self.gpu_batch_size < 0:
             raise JobError(f"{where}: gpu_batch_size must be >= 0")
         if not isinstance(self.runtime_env.get("py_modules", []), list):

@@ -101,3 +101,32 @@ def test_workers_run_on_cpu_here_and_report_it(job_path, engines, tmp_path):
     for backend in ("spark", "ray"):
         result = run_job(replace(load_job(job_path), output_path=tmp_path / backend), backend)
         assert result.device == "cpu"
+
+
+def test_split_host_stage_keeps_the_meaning_of_the_order():
+    from common.transforms import parse_transforms, split_host_stage
+
+    transforms = parse_transforms([
+        {"op": "impute", "column": "x", "value": 0.0},
+        {"op": "string_index", "column": "s", "output": "s_idx", "vocabulary": ["a"]},
+        {"op": "standard_scale", "column": "s_idx", "output": "s_z", "mean": 0.0, "std": 1.0},
+        {"op": "hash_bucket", "column": "n", "buckets": 4},
+        {"op": "bucketize", "column": "n", "output": "n_b", "boundaries": [0.0]},
+        {"op": "hash_bucket", "column": "x", "output": "x_h", "buckets": 4},  # reads impute's output: stays
+    ], "test")
+    host, rest = split_host_stage(transforms)
+    assert [(t.op, t.column) for t in host] == [("string_index", "s"), ("hash_bucket", "n")]
+    assert [(t.op, t.column) for t in rest] == [("impute", "x"), ("standard_scale", "s_idx"), ("bucketize", "n"), ("hash_bucket", "x")]
+
+
+def test_ray_cpu_stage_gives_the_same_output(job_path, engines, tmp_path):
+    """The GPU pipeline's shape (host transforms as their own CPU operator), forced on here on CPU."""
+    import json
+
+    job = load_job(job_path)
+    split = replace(job, output_path=tmp_path / "split", sections={**job.sections, "ray": {"concurrency": 1, "cpu_stage": True}})
+    run_job(split, "ray")
+    run_job(replace(job, output_path=tmp_path / "fused"), "ray")
+    manifest = json.loads((tmp_path / "split" / MANIFEST).read_text())
+    assert manifest["engine"]["host_stage_ops"] == ["string_index"]
+    assert read_output(tmp_path / "split").equals(read_output(tmp_path / "fused"))
