@@ -1,0 +1,223 @@
+"""``make bench``: Spark vs Ray vs what users write by hand vs the machine's own limit.
+
+    python -m benchmarks.run [--size default|small|smoke|ROWS[,ROWS...]] [--workloads a,b]
+                             [--contenders a,b] [--repeat N] [--no-scaling] [--isolation contender|engine]
+
+Every (workload, size, contender) runs in a fresh Python process (``benchmarks.trial``), so each
+engine starts from nothing and its startup is real; ``--isolation engine`` shares one process per
+engine instead (startup measured once; faster, used by the smoke test). Writes
+``benchmarks/results/<timestamp>/`` (``results/gpu/<timestamp>/`` on a CUDA machine) with
+``results.json``, ``results.md`` and ``throughput.png``.
+Exit status 1 when a trial failed or a contender's output disagreed with the ceiling's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import importlib.metadata
+import json
+import os
+import platform
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from benchmarks import report
+from benchmarks.contenders import ALL, ENGINE, EXECUTORS
+from benchmarks.workloads import DEFAULT_CACHE, PRESETS, REPO, available_workloads, default_files, plan_sizes, prepare
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--size", default=os.environ.get("BENCH_SIZE", "default"),
+                        help=f"a preset ({', '.join(PRESETS)}) or rows for every workload, e.g. 100000,1000000 "
+                             "(default: $BENCH_SIZE or 'default')")
+    parser.add_argument("--workloads", help="comma-separated (default: every example with build.py and job.toml)")
+    parser.add_argument("--contenders", default=",".join(ALL), help=f"comma-separated subset of {','.join(ALL)}")
+    parser.add_argument("--repeat", type=int, default=int(os.environ.get("BENCH_REPEAT", "1")),
+                        help="at least this many warm runs after the cold one, per trial (0: measure the cold run)")
+    parser.add_argument("--min-time", type=float, default=2.0,
+                        help="more warm runs (up to 10) until they add up to this many seconds, for fast contenders")
+    parser.add_argument("--no-scaling", action="store_true", help="skip the executors' extra sizes (throughput and memory vs size)")
+    parser.add_argument("--isolation", choices=("contender", "engine"), default="contender",
+                        help="a fresh process per contender and size (default), or one per engine and workload")
+    parser.add_argument("--files", type=int, default=default_files(), help="Parquet files per input (default: 2 x CPUs)")
+    parser.add_argument("--out", type=Path, help="results folder (default: benchmarks/results/[gpu/]<timestamp>)")
+    parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help="where built workloads are kept between runs")
+    parser.add_argument("--timeout", type=float, default=3600, help="seconds before one benchmark process is killed")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--rewrite-report", type=Path, metavar="DIR",
+                        help="only rewrite DIR's results.md, results.json summaries and throughput.png from its trials")
+    args = parser.parse_args(argv)
+    if args.rewrite_report:
+        return args
+    known = available_workloads()
+    args.workloads = args.workloads.split(",") if args.workloads else known
+    unknown = [w for w in args.workloads if w not in known]
+    if unknown:
+        parser.error(f"unknown workload {unknown[0]!r}; available: {', '.join(known)}")
+    args.contenders = args.contenders.split(",")
+    bad = [c for c in args.contenders if c not in ALL]
+    if bad:
+        parser.error(f"unknown contender {bad[0]!r}; valid: {', '.join(ALL)}")
+    if args.size in PRESETS:
+        args.rows = None
+    else:
+        try:
+            args.rows = [int(v.replace("_", "")) for v in args.size.split(",")]
+        except ValueError:
+            parser.error(f"--size {args.size!r}: not a preset ({', '.join(PRESETS)}) or a list of row counts")
+    if args.repeat < 0:
+        parser.error("--repeat must be >= 0")
+    return args
+
+
+def plan_trials(args, sizes: dict[str, dict[str, list[int]]]) -> list[tuple[str, list[tuple[str, int]]]]:
+    """(workload, [(contender, rows), ...]) per benchmark process, in the order they run.
+
+    Contenders of one size run back to back, so that they see the same load on a shared machine.
+    """
+    order = [c for c in ALL if c in args.contenders]
+    groups = []
+    for workload in args.workloads:
+        table, scaling = sizes[workload]["table"], sizes[workload]["scaling"]
+        trials = [(c, rows) for rows in sorted(set(table) | set(scaling)) for c in order
+                  if rows in table or c in EXECUTORS]
+        if args.isolation == "contender":
+            groups += [(workload, [t]) for t in trials]
+        else:
+            for engine in dict.fromkeys(ENGINE[c] for c in order):
+                mine = [t for t in trials if ENGINE[t[0]] == engine]
+                mine.sort(key=lambda t: (order.index(t[0]), t[1]))
+                if mine:
+                    groups.append((workload, mine))
+    return groups
+
+
+def run_process(workload: str, trials: list[tuple[str, int]], prepared, args, out: Path, index: int) -> dict:
+    """Runs one benchmark process and returns its result (or an error for each of its trials)."""
+    label = f"{index:03d}-{workload}-{trials[0][0]}-{trials[0][1]}"
+    spec_path, result_path, log_path = out / "specs" / f"{label}.json", out / "specs" / f"{label}.result.json", out / "logs" / f"{label}.log"
+    spec = {
+        "workload": workload, "job": str(prepared.job_path), "repeat": args.repeat, "min_time": args.min_time, "scratch": str(out / ".scratch" / label),
+        "trials": [{"contender": c, "rows": r, "input": str(prepared.input_dir(r))} for c, r in trials],
+        "result": str(result_path), "spawned_at": time.time(),
+    }
+    spec_path.write_text(json.dumps(spec, indent=1))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+           "PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable, "RAY_ENABLE_UV_RUN_RUNTIME_ENV": "0"}
+    with open(log_path, "w") as log:
+        child = subprocess.Popen([sys.executable, "-m", "benchmarks.trial", str(spec_path)], cwd=REPO, env=env,
+                                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            child.wait(timeout=args.timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(child.pid, signal.SIGKILL)  # its own session: the JVM, Ray and pool processes it started
+            child.wait()
+    shutil.rmtree(out / ".scratch" / label, ignore_errors=True)
+    if child.returncode == 0 and result_path.exists():
+        return json.loads(result_path.read_text())
+    tail = log_path.read_text().strip().splitlines()[-1:] if log_path.exists() else []
+    reason = f"benchmark process exited with {child.returncode}: {tail[0] if tail else ''} (log: {log_path})"
+    return {"workload": workload, "trials": [{"contender": c, "rows": r, "runs": [], "error": reason} for c, r in trials]}
+
+
+def machine_info() -> dict:
+    cpu_model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                      if line.startswith("model name")), platform.processor() or "unknown")
+    mem_kib = next(int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines() if line.startswith("MemTotal"))
+    import torch
+
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    return {"cpu_model": cpu_model, "cpus": os.cpu_count(), "memory_gib": round(mem_kib / 2**20, 1),
+            "gpu": gpu, "device": f"cuda ({gpu})" if gpu else "cpu (no CUDA device)", "platform": platform.platform()}
+
+
+def versions() -> dict:
+    names = ["pyspark", "ray", "torch", "pyarrow", "pandas", "scikit-learn", "numpy", "pytest-benchmark"]
+    found = {"python": platform.python_version()}
+    for name in names:
+        try:
+            found[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            found[name] = None
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain"], cwd=REPO, capture_output=True, text=True).stdout.strip()
+        found["commit"] = commit + ("+dirty" if dirty else "")
+    except OSError:
+        found["commit"] = None
+    return found
+
+
+def summarize_and_write(out: Path, meta: dict, results: list[dict]) -> list[dict]:
+    """Summaries, ratios and targets from the trial records; writes the three result files."""
+    summaries = [report.summarize(result["workload"], record) for result in results for record in result["trials"]]
+    table_sizes = {w: sizes["table"] for w, sizes in meta["config"]["sizes"].items()}
+    report.add_ratios(summaries, table_sizes)
+    report.write(out, meta, summaries, report.evaluate_targets(summaries, table_sizes), results)
+    return summaries
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.rewrite_report:
+        data = json.loads((args.rewrite_report / "results.json").read_text())
+        summarize_and_write(args.rewrite_report, data["meta"], data["trials"])
+        print((args.rewrite_report / "results.md").read_text())
+        return 0
+    started = dt.datetime.now()
+    machine = machine_info()
+    # A GPU machine's results go under results/gpu/, which git keeps (see .gitignore).
+    out = args.out or RESULTS / ("gpu" if machine["gpu"] else "") / started.strftime("%Y%m%d-%H%M%S")
+    for folder in (out / "specs", out / "logs"):
+        folder.mkdir(parents=True, exist_ok=True)
+    load_start = os.getloadavg()[0]
+    sizes = plan_sizes(None if args.rows else args.size, args.rows, args.workloads, not args.no_scaling)
+    print(f"benchmark -> {out}\nworkloads: {', '.join(args.workloads)}; contenders: {', '.join(args.contenders)}", flush=True)
+    prepared = {}
+    for workload in args.workloads:
+        all_sizes = sorted(set(sizes[workload]["table"]) | set(sizes[workload]["scaling"]))
+        prepared[workload] = prepare(workload, all_sizes, args.files, args.cache, args.seed)
+        print(f"{workload}: sizes {', '.join(f'{r:,}' for r in all_sizes)}", flush=True)
+
+    results = []
+    groups = plan_trials(args, sizes)
+    for index, (workload, trials) in enumerate(groups):
+        result = run_process(workload, trials, prepared[workload], args, out, index)
+        results.append(result)
+        for record in result["trials"]:
+            print(_progress(index, len(groups), report.summarize(workload, record)), flush=True)
+    meta = {
+        "started": started.isoformat(timespec="seconds"), "seconds": round((dt.datetime.now() - started).total_seconds(), 1),
+        "machine": machine, "versions": versions(), "load_average": [load_start, os.getloadavg()[0]],
+        "config": {"size": args.size, "sizes": sizes, "workloads": args.workloads, "contenders": args.contenders,
+                   "repeat": args.repeat, "min_time": args.min_time, "isolation": args.isolation, "files": args.files, "seed": args.seed},
+        "builds": {w: p.build_metrics for w, p in prepared.items()},
+    }
+    summaries = summarize_and_write(out, meta, results)
+    shutil.rmtree(out / ".scratch", ignore_errors=True)
+    print((out / "results.md").read_text())
+    failed = [s for s in summaries if s.get("error") or s.get("output_check") not in ("ok", None)]
+    for s in failed:
+        print(f"FAILED: {s['workload']} {s['rows']:,} {s['contender']}: {s.get('error') or s.get('output_check')}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def _progress(index: int, total: int, s: dict) -> str:
+    head = f"[{index + 1}/{total}] {s['workload']} {s['rows']:,} rows {s['contender']}"
+    if not s.get("job_rows_per_second"):
+        return f"{head}: failed: {s.get('error')}"
+    return (f"{head}: {s['job_rows_per_second']:,.0f} rows/s warm ({s['seconds']['rounds']} runs), "
+            f"startup {s['startup_seconds']:.1f} s, first run {s['first_run_seconds']:.1f} s, "
+            f"CPU {s['cpu_seconds_per_million_rows']:,.1f} s per 1M rows, load {s['load_average'][1]:.1f}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
