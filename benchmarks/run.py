@@ -112,6 +112,7 @@ def run_process(workload: str, trials: list[tuple[str, int]], prepared, args, ou
     spec_path.write_text(json.dumps(spec, indent=1))
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
            "PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable, "RAY_ENABLE_UV_RUN_RUNTIME_ENV": "0"}
+    env.pop("RAY_ADDRESS", None)  # the jobs start Ray locally; main() warns when this was set
     with open(log_path, "w") as log:
         child = subprocess.Popen([sys.executable, "-m", "benchmarks.trial", str(spec_path)], cwd=REPO, env=env,
                                  stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
@@ -179,6 +180,8 @@ def main(argv: list[str] | None = None) -> int:
     for folder in (out / "specs", out / "logs"):
         folder.mkdir(parents=True, exist_ok=True)
     load_start = os.getloadavg()[0]
+    if os.environ.get("RAY_ADDRESS"):
+        print(f"warning: RAY_ADDRESS={os.environ['RAY_ADDRESS']} is ignored: the benchmark starts Ray locally", file=sys.stderr)
     sizes = plan_sizes(None if args.rows else args.size, args.rows, args.workloads, not args.no_scaling)
     print(f"benchmark -> {out}\nworkloads: {', '.join(args.workloads)}; contenders: {', '.join(args.contenders)}", flush=True)
     prepared = {}
@@ -214,7 +217,7 @@ def _progress(index: int, total: int, s: dict) -> str:
     head = f"[{index + 1}/{total}] {s['workload']} {s['rows']:,} rows {s['contender']}"
     if not s.get("job_rows_per_second"):
         return f"{head}: failed: {s.get('error')}"
-    return (f"{head}: {s['job_rows_per_second']:,.0f} rows/s warm ({s['seconds']['rounds']} runs), "
+    return (f"{head}: {s['job_rows_per_second']:,.0f} rows/s {s['measured_on']} ({s['seconds']['rounds']} runs), "
             f"startup {s['startup_seconds']:.1f} s, first run {s['first_run_seconds']:.1f} s, "
             f"CPU {s['cpu_seconds_per_million_rows']:,.1f} s per 1M rows, load {s['load_average'][1]:.1f}")
 
