@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pyarrow as pa
 from pyspark.sql import DataFrame, SparkSession
-from pyspark.sql.pandas.types import from_arrow_schema
+from pyspark.sql.pandas.types import from_arrow_schema, to_arrow_schema
 
 from common.bundle import Bundle
 from common.inputs import InputInfo
@@ -109,7 +109,9 @@ def predict_dataframe(
     needed = list(dict.fromkeys([*passthrough, *bundle.features]))
     df = df.select(*needed)
     probe = Predictor(bundle, apply_transforms=False, passthrough=passthrough, policy=policy)
-    in_schema = df.select(*passthrough).limit(0).toArrow().schema if passthrough else pa.schema([])
+    # Spark's own type mapping, not a Spark job (limit(0).toArrow() cost 870 ms cold per run).
+    timezone = df.sparkSession.conf.get("spark.sql.session.timeZone", "UTC")
+    in_schema = to_arrow_schema(df.select(*passthrough).schema, timezone=timezone) if passthrough else pa.schema([])
     out_schema = from_arrow_schema(probe.engine_schema(in_schema), prefer_timestamp_ntz=True)
     bundle_path, wanted = str(bundle.path), bundle.device
     threads = int(df.sparkSession.conf.get("spark.task.cpus", "1"))
