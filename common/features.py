@@ -104,6 +104,36 @@ class FeatureBatch:
             return torch.empty((self.num_rows, 0), dtype=dtype, device=self.device)
         return torch.stack([self.tensor(n).with_nan_for_null() for n in names], dim=1).to(dtype)
 
+    def padded(self, name: str, *, side: str = "right", pad: int = 0, dtype: torch.dtype = torch.int64) -> torch.Tensor:
+        """A ``list<int>`` column (token ids) as one (num_rows, longest row) tensor on the device.
+
+        Rows shorter than the longest are filled with ``pad`` on ``side`` (``right``, or ``left``
+        for decoders); a null row is all padding. Built on the host in one NumPy scatter, then
+        copied once (pinned, asynchronous on CUDA).
+        """
+        if side not in ("left", "right"):
+            raise ValueError(f"side must be 'left' or 'right', got {side!r}")
+        column = self._get(name)
+        if isinstance(column, TensorColumn) or not (
+            pa.types.is_list(column.type) or pa.types.is_large_list(column.type)
+        ) or not pa.types.is_integer(column.type.value_type):
+            typ = "numeric" if isinstance(column, TensorColumn) else column.type
+            raise BundleError(f'column "{name}" is {typ}, not a list of integers; padded() needs token ids')
+        lengths = pc.fill_null(pc.list_value_length(column), 0).to_numpy(zero_copy_only=False).astype(np.int64)
+        values = pc.list_flatten(column)  # null rows emit nothing
+        if values.null_count:
+            raise InputError(f'column "{name}" has a null inside a list; token ids cannot be null')
+        width = int(lengths.max()) if self.num_rows else 0
+        out = np.full((self.num_rows, width), pad, dtype=torch.empty(0, dtype=dtype).numpy().dtype)
+        if len(values):
+            rows = np.repeat(np.arange(self.num_rows), lengths)
+            starts = np.cumsum(lengths) - lengths
+            cols = np.arange(len(values)) - np.repeat(starts, lengths)
+            if side == "left":
+                cols += np.repeat(width - lengths, lengths)
+            out[rows, cols] = values.to_numpy(zero_copy_only=False)
+        return self._to_device(out)
+
     def numpy(self, names: list[str]) -> np.ndarray:
         """float64 (num_rows, len(names)) on the host, null -> NaN; Arrow columns skip the device."""
         out = np.empty((self.num_rows, len(names)), dtype=np.float64)

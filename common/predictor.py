@@ -14,9 +14,10 @@ row with any other exception (``InputError`` included).
 
 from __future__ import annotations
 
+import functools
 import threading
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -26,7 +27,7 @@ from common.dead_letter import ERROR_COLUMN
 from common.errors import BatchPredictError, BundleError, InputError
 from common.faults import FaultSpec, job_faults
 from common.features import FeatureBatch
-from common.models import handler_for, resolve_device
+from common.models import ModelHandler, handler_for, has_preprocess, resolve_device
 from common.transforms import Transform, apply_transforms, split_host_stage
 
 
@@ -65,8 +66,9 @@ class Predictor:
         bundle: the parsed bundle.
         apply_transforms: run the bundle's transforms here (Ray, reference); False when the
             engine already applied them as its own columns (Spark).
-        host_stage_done: the host ops (``split_host_stage``) already ran in a CPU operator
-            before this one (Ray with GPU replicas); run only the rest here.
+        host_stage_done: the CPU stage (``run_cpu_stage``: the host ops of ``split_host_stage``
+            and the handler's ``preprocess``) already ran in an operator before this one (Ray
+            with GPU replicas); run only the rest here.
         passthrough: input columns copied unchanged to the output, ahead of the model outputs.
         policy: what ``run_batch`` does when a batch raises.
         device: the device to use, when the engine assigned one (Spark's task GPU, ``cuda:N``);
@@ -85,6 +87,7 @@ class Predictor:
         self.bundle = bundle
         self.apply_transforms = apply_transforms
         self.transforms = split_host_stage(bundle.transforms)[1] if host_stage_done else bundle.transforms
+        self.host_stage_done = host_stage_done
         self.passthrough = tuple(passthrough)
         self.policy = policy
         self.threads = threads
@@ -173,6 +176,8 @@ class Predictor:
         batch = FeatureBatch(table, self.device)
         if self.apply_transforms:
             apply_transforms(batch, self.transforms)
+        if not self.host_stage_done:
+            add_preprocessed(batch, self.handler)
         raw = self.handler.run_inference(batch, self.model)
         outputs = outputs_to_arrays(raw, self.handler.output_schema(), table.num_rows, str(self.bundle.path))
         columns = [table.column(name) for name in self.passthrough] + outputs
@@ -198,11 +203,51 @@ def cached_predictor(
         return _CACHE[key]
 
 
-def run_host_stage(table: pa.Table, transforms: Sequence[Transform]) -> pa.Table:
-    """The host ops on one batch, on the CPU: every input column plus their outputs."""
+def run_cpu_stage(
+    table: pa.Table, bundle_path: str, transforms: Sequence[Transform], preprocess: bool, key: Sequence[str] = (),
+) -> pa.Table:
+    """The CPU stage on one batch: the host ops, then the handler's ``preprocess`` (no model).
+
+    Returns every input column plus what they made, for the model's operator to take from there.
+    A failure names the batch's key range, as a failing model batch does.
+    """
     batch = FeatureBatch(table, "cpu")
-    apply_transforms(batch, transforms)
+    try:
+        apply_transforms(batch, transforms)
+        if preprocess:
+            add_preprocessed(batch, _cpu_handler(bundle_path))
+    except Exception as exc:
+        if _fails_the_job(exc):
+            raise
+        raise BatchFailedError(f"{describe_batch(table, key)} failed in the CPU stage: {_one_line(exc)}") from exc
     return batch.table()
+
+
+@functools.lru_cache(maxsize=8)
+def _cpu_handler(bundle_path: str) -> ModelHandler:
+    """One handler per bundle and worker process for the CPU stage (it loads no model)."""
+    return handler_for(load_bundle(bundle_path), "cpu")
+
+
+def add_preprocessed(batch: FeatureBatch, handler: ModelHandler) -> None:
+    """Adds the columns of ``handler.preprocess`` to ``batch``; a clash or a wrong length is the bundle's fault."""
+    if not has_preprocess(handler):
+        return
+    where = f"bundle {handler.bundle.path}: preprocess"
+    columns = handler.preprocess(batch)
+    if not isinstance(columns, Mapping):
+        raise BundleError(f"{where} returned {type(columns).__name__}; expected a mapping of column name -> array")
+    for name, values in columns.items():
+        if name in batch.names():
+            raise BundleError(f'{where} returned column "{name}", which the batch already has')
+        if not isinstance(values, (pa.Array, pa.ChunkedArray)):
+            try:
+                values = pa.array(values)
+            except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+                raise BundleError(f'{where} column "{name}": {exc}') from None
+        if len(values) != batch.num_rows:
+            raise BundleError(f'{where} returned {len(values)} rows in column "{name}" for a batch of {batch.num_rows}')
+        batch.set(name, values)
 
 
 def describe_batch(table: pa.Table, key: Sequence[str]) -> str:

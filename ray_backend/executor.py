@@ -1,10 +1,11 @@
 """Runs a job on Ray Data: read Parquet, transforms + model in one callable class, write Parquet.
 
 The callable class loads the model once per actor; transforms run inside it, numeric ones as
-torch tensors on the model's device. CPU reservations are sized so that the replicas always
+torch tensors on the model's device. With GPU replicas (or ``[ray] cpu_stage = true``) the host
+transforms and the handler's ``preprocess`` (tokenizing) run first, in a CPU operator of their
+own, so they overlap with the GPU work. CPU reservations are sized so that the replicas always
 leave a CPU for the read and write tasks: on 2 CPUs, 2 replicas holding 1 CPU each starve the
-reads and the job hangs forever.
-"""
+reads and the job hangs forever."""
 
 from __future__ import annotations
 
@@ -20,7 +21,8 @@ from common.bundle import Bundle
 from common.inputs import InputInfo
 from common.job import Job
 from common.output import scratch_dir
-from common.predictor import ErrorPolicy, cached_predictor, error_policy, run_host_stage
+from common.models import handler_for, has_preprocess
+from common.predictor import ErrorPolicy, cached_predictor, error_policy, run_cpu_stage
 from common.transforms import split_host_stage
 from common.result import EngineRun
 from ray_backend.settings import RaySettings
@@ -117,11 +119,13 @@ def run(job: Job, bundle: Bundle, inputs: InputInfo, stage: Path, settings: RayS
     else:
         ds = ray.data.read_parquet(inputs.paths, columns=needed)
     policy = error_policy(job, scratch_dir(stage))
-    host_ops = host_stage_ops(bundle, settings, gpus, job.on_error)
-    if host_ops:  # string/hash/time ops as their own CPU operator, overlapping the model's
+    cpu_stage = cpu_stage_plan(bundle, settings, gpus, job.on_error)
+    if cpu_stage is not None:  # string/hash/time ops and tokenizing as their own CPU operator, overlapping the model's
+        host_ops, preprocess = cpu_stage
         ds = ds.map_batches(
-            run_host_stage, fn_kwargs={"transforms": host_ops}, batch_size=batch_size, batch_format="pyarrow",
-            zero_copy_batch=True, num_cpus=1,
+            run_cpu_stage, fn_kwargs={"bundle_path": str(bundle.path), "transforms": host_ops, "preprocess": preprocess,
+                                      "key": tuple(job.key)},
+            batch_size=batch_size, batch_format="pyarrow", zero_copy_batch=True, num_cpus=1,
         )
     with warnings.catch_warnings():
         # max_restarts / max_task_retries travel as **ray_remote_args, which Ray 2.60 deprecates
@@ -130,7 +134,7 @@ def run(job: Job, bundle: Bundle, inputs: InputInfo, stage: Path, settings: RayS
         ds = ds.map_batches(
             PredictBatches,
             fn_constructor_kwargs={"bundle_path": str(bundle.path), "passthrough": job.output_columns, "policy": policy,
-                                   "threads": max(1, round(cpus)), "host_stage_done": bool(host_ops)},
+                                   "threads": max(1, round(cpus)), "host_stage_done": cpu_stage is not None},
             batch_size=batch_size,
             batch_format="pyarrow",
             zero_copy_batch=True,
@@ -145,20 +149,24 @@ def run(job: Job, bundle: Bundle, inputs: InputInfo, stage: Path, settings: RayS
         )
     ds.write_parquet(str(stage))
     device = "cuda" if gpus else "cpu"
-    details = {"replica_cpus": cpus, "replica_gpus": gpus, "host_stage_ops": [t.op for t in host_ops]}
+    details = {"replica_cpus": cpus, "replica_gpus": gpus, "host_stage_ops": [t.op for t in cpu_stage[0]] if cpu_stage else [],
+               "preprocess_stage": bool(cpu_stage and cpu_stage[1])}
     return EngineRun(startup_seconds=startup, device=device, details=details)
 
 
-def host_stage_ops(bundle: Bundle, settings: RaySettings, gpus: float, on_error: str) -> list:
-    """The transforms to run in a CPU operator ahead of the replicas (none: all run in the replicas)."""
+def cpu_stage_plan(bundle: Bundle, settings: RaySettings, gpus: float, on_error: str) -> tuple[list, bool] | None:
+    """What a CPU operator ahead of the replicas runs: (host transforms, whether the handler's
+    ``preprocess`` runs there), or None when everything runs in the replicas."""
     wanted = settings.cpu_stage is True or (settings.cpu_stage == "auto" and gpus > 0)
     if not wanted:
-        return []
-    if on_error == "dead_letter":  # a host op's failure would not be isolated to its rows
+        return None
+    if on_error == "dead_letter":  # a CPU-stage failure would not be isolated to its rows
         if settings.cpu_stage is True:
             warnings.warn('[ray] cpu_stage is off under job.on_error = "dead_letter": host transforms run in the replicas')
-        return []
-    return split_host_stage(bundle.transforms)[0]
+        return None
+    host_ops = split_host_stage(bundle.transforms)[0]
+    preprocess = has_preprocess(handler_for(bundle, "cpu"))
+    return (host_ops, preprocess) if host_ops or preprocess else None
 
 
 def _input_columns(bundle: Bundle, schema: pa.Schema) -> list[str]:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 
+import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
@@ -130,3 +132,32 @@ def test_ray_cpu_stage_gives_the_same_output(job_path, engines, tmp_path):
     manifest = json.loads((tmp_path / "split" / MANIFEST).read_text())
     assert manifest["engine"]["host_stage_ops"] == ["string_index"]
     assert read_output(tmp_path / "split").equals(read_output(tmp_path / "fused"))
+
+
+@pytest.mark.parametrize("returned, message", [
+    ({"cat": pa.array(["a"] * 3)}, 'preprocess returned column "cat", which the batch already has'),
+    ({"tokens": pa.array([[1]] * 2)}, 'preprocess returned 2 rows in column "tokens" for a batch of 3'),
+    ({"tokens": [[1], "x", 2]}, 'preprocess column "tokens": '),
+    ([pa.array([1, 2, 3])], "preprocess returned list; expected a mapping"),
+])
+def test_a_broken_preprocess_is_the_bundle_s_fault(job_path, returned, message):
+    """What ``preprocess`` returns is checked like model outputs: a clash, a wrong length or an
+    unconvertible column fails with BundleError naming the bundle, never a misaligned batch."""
+    from common.bundle import load_bundle
+    from common.errors import BundleError
+    from common.features import FeatureBatch
+    from common.models.base import has_preprocess
+    from common.models.sklearn_model import SklearnHandler
+    from common.predictor import add_preprocessed
+
+    class Tokenizing(SklearnHandler):
+        def preprocess(self, batch):
+            return returned
+
+    bundle = load_bundle(job_path.parent / "bundle")
+    assert has_preprocess(Tokenizing(bundle)) and not has_preprocess(SklearnHandler(bundle))
+    batch = FeatureBatch(pa.table({"id": [1, 2, 3], "cat": ["a", "b", None]}))
+    with pytest.raises(BundleError, match=f"bundle {bundle.path}: {re.escape(message)}"):
+        add_preprocessed(batch, Tokenizing(bundle))
+    add_preprocessed(batch, SklearnHandler(bundle))  # no hook: nothing added
+    assert batch.names() == ["id", "cat"]

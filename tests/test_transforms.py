@@ -430,6 +430,34 @@ def test_feature_batch_errors():
         apply_transforms(batch, parse_transforms([{"op": "string_index", "column": "s", "vocabulary": [1]}], "t"))
 
 
+@pytest.mark.parametrize("side, expected", [
+    ("right", [[2, 5, 6], [0, 0, 0], [2, 0, 0], [3, 4, 0]]),
+    ("left", [[2, 5, 6], [0, 0, 0], [0, 0, 2], [0, 3, 4]]),
+])
+def test_padded_token_ids(side, expected):
+    """A list column of a sliced batch (offsets not from 0, a null row whose slot still holds
+    values underneath) becomes one padded tensor, nulls all padding."""
+    whole = pa.array([[9, 9], [2, 5, 6], [7, 7], [2], [3, 4]], pa.list_(pa.int32()))
+    null_over_values = pa.ListArray.from_arrays(whole.offsets, whole.values, mask=pa.array([False, False, True, False, False]))
+    batch = FeatureBatch(pa.table({"ids": null_over_values.slice(1)}))
+    padded = batch.padded("ids", side=side)
+    assert padded.dtype == torch.int64 and padded.tolist() == expected
+    assert batch.padded("ids", pad=-1, dtype=torch.int32).dtype == torch.int32
+
+
+def test_padded_edge_cases():
+    empty = FeatureBatch(pa.table({"ids": pa.array([], pa.list_(pa.int64()))}))
+    assert empty.padded("ids").shape == (0, 0)
+    all_null = FeatureBatch(pa.table({"ids": pa.array([None, None], pa.list_(pa.int64()))}))
+    assert all_null.padded("ids").shape == (2, 0)
+    with pytest.raises(InputError, match='column "ids" has a null inside a list'):
+        FeatureBatch(pa.table({"ids": pa.array([[1, None]], pa.list_(pa.int64()))})).padded("ids")
+    with pytest.raises(BundleError, match='column "f" is list<item: double>, not a list of integers'):
+        FeatureBatch(pa.table({"f": pa.array([[1.0]])})).padded("f")
+    with pytest.raises(ValueError, match="side must be"):
+        all_null.padded("ids", side="middle")
+
+
 def test_spark_side_rejects_what_ours_rejects(spark):
     from spark_backend.transforms import apply_transforms as spark_apply
 

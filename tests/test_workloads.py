@@ -7,7 +7,9 @@ Each example is built once per module at a small size into a temporary folder, w
 from __future__ import annotations
 
 import importlib
+import json
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -182,3 +184,37 @@ def test_images_read_a_sliced_list_column(built):
     sliced = predictor.predict(table.slice(10, 5))
     copied = predictor.predict(pa.Table.from_pylist(table.slice(10, 5).to_pylist(), schema=table.schema))
     assert sliced.equals(copied)
+
+
+@pytest.mark.slow
+@pytest.mark.ray
+@pytest.mark.parametrize("name", ["text_classification", "generation"])
+def test_tokenizing_in_a_cpu_operator_gives_the_same_answers(built, ray_local, name):
+    """The GPU pipeline's shape, forced on here on CPU: the handler's ``preprocess`` (tokenizing)
+    runs in a CPU operator ahead of the replicas, and every output is exactly what the fused run gives."""
+    folder, _ = built(name)
+    job = load_job(folder / "job.toml")
+    outputs = {}
+    for stage in (True, False):
+        out = folder / f"out_stage_{stage}"
+        sections = {**job.sections, "ray": {**job.section("ray"), "cpu_stage": stage}}
+        run_job(replace(job, output_path=out, sections=sections), "ray")
+        manifest = json.loads((out / "_manifest.json").read_text())
+        assert manifest["engine"]["preprocess_stage"] is stage
+        outputs[stage] = read_output(out)
+    assert outputs[True].equals(outputs[False])
+
+
+def test_a_prompt_the_cpu_stage_cannot_read_names_its_batch(built):
+    from common.predictor import BatchFailedError, run_cpu_stage
+
+    folder, _ = built("generation")
+    table = pa.table({"id": [7, 8, 9], "prompt": ["rev:abc=", "rev:xyz=", None]})
+    with pytest.raises(BatchFailedError, match=r"batch of 3 rows, id 7\.\.9 failed in the CPU stage: InputError: "
+                                                r"column \"prompt\": .*outside the model's alphabet"):
+        run_cpu_stage(table, str(folder / "model"), [], True, ("id",))
+    staged = run_cpu_stage(table.slice(0, 1), str(folder / "model"), [], True, ("id",))
+    assert staged.column_names == ["id", "prompt", "__prompt_token_ids"]
+    # the replica, told the stage ran, predicts from the token ids alone
+    predictor = Predictor(load_bundle(folder / "model"), host_stage_done=True)
+    assert predictor.predict(staged).equals(Predictor(load_bundle(folder / "model")).predict(table.slice(0, 1)))

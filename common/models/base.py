@@ -2,7 +2,8 @@
 
 A handler must write two methods: ``load_model()`` (called once per worker process) and
 ``run_inference(batch, model)`` (called once per batch). Everything else is a hook with a neutral
-default. The executors never call a model directly: they go through ``common.predictor``, which
+default; ``preprocess(batch)`` holds the model-free CPU work (tokenizing), which the Ray pipeline
+runs as its own CPU operator ahead of GPU replicas. The executors never call a model directly: they go through ``common.predictor``, which
 adds the transforms, the output checks and the empty-batch rule around these two methods.
 """
 
@@ -12,7 +13,7 @@ import hashlib
 import importlib.util
 import sys
 from abc import ABC, abstractmethod
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Mapping
 
 import pyarrow as pa
 
@@ -54,12 +55,37 @@ class ModelHandler(ABC):
             a 1-D one for a single output, or a mapping / Arrow table / DataFrame by output name.
         """
 
+    def preprocess(self, batch: FeatureBatch) -> Mapping[str, pa.Array]:
+        """Model-free CPU work on one batch (tokenizing, decoding): new columns for ``run_inference``.
+
+        Runs on the CPU with no model loaded, on whichever worker the engine picks: on Ray with GPU
+        replicas as a CPU operator ahead of them, so it overlaps with GPU work; elsewhere just
+        before ``run_inference`` in the same worker. So it must be row-wise and deterministic (a
+        row's values depend on that row alone: Spark and Ray cut batches differently), and load
+        what it needs itself (once per process, e.g. in a ``functools.cached_property``).
+
+        Args:
+            batch: the batch's columns after the bundle's transforms (``batch.arrow(name)``).
+
+        Returns:
+            New columns by name, one value per row, as Arrow arrays (``list<int32>`` token ids,
+            say); ``run_inference`` reads them from its batch (``batch.padded(name)``). Their names
+            must not be input or transform columns. An exception flags bad rows, as in
+            ``run_inference``.
+        """
+        return {}
+
     def output_schema(self) -> pa.Schema:
         """The Arrow schema of the outputs; declared up front so empty batches need no model."""
         return self.bundle.output_schema
 
     def validate(self) -> None:
         """Cheap checks run on the driver before any engine starts; raise BundleError."""
+
+
+def has_preprocess(handler: ModelHandler) -> bool:
+    """Whether the handler's class overrides ``preprocess`` (a CPU stage has work to do)."""
+    return type(handler).preprocess is not ModelHandler.preprocess
 
 
 def resolve_device(requested: str) -> str:

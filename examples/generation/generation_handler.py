@@ -12,6 +12,7 @@ shapes (~1e-16) are far below any argmax margin (the smallest margin is measured
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -107,27 +108,32 @@ class TinyLM(nn.Module):
         return self.head(self.ln_f(x)), new_cache
 
 
-@torch.inference_mode()
 def generate(
     model: TinyLM, prompts: list[list[int]], max_new_tokens: int, eos_id: int, device
 ) -> tuple[list[list[int]], np.ndarray]:
-    """Greedy decoding of left-padded prompts with a key/value cache.
+    """``generate_padded`` on prompts given as id lists (left-padded here)."""
+    if min(len(p) for p in prompts) == 0:  # it would see only padding, and so depend on the batch
+        raise ValueError("an empty prompt: the model needs at least one character to continue")
+    width = max(len(p) for p in prompts)
+    padded = np.zeros((len(prompts), width), dtype=np.int64)
+    for row, ids in enumerate(prompts):
+        padded[row, width - len(ids):] = ids
+    return generate_padded(model, _to_device(torch.from_numpy(padded), device), max_new_tokens, eos_id)
+
+
+@torch.inference_mode()
+def generate_padded(model: TinyLM, ids: torch.Tensor, max_new_tokens: int, eos_id: int) -> tuple[list[list[int]], np.ndarray]:
+    """Greedy decoding of left-padded prompts (``ids``: (n, width), 0 = padding) with a key/value cache.
 
     Returns:
         Per prompt the generated ids before the end marker, and the number of decoding steps the
         row used (the end marker counts; a row that hits ``max_new_tokens`` used all of them).
     """
-    n, width = len(prompts), max(len(p) for p in prompts)
-    if min(len(p) for p in prompts) == 0:  # it would see only padding, and so depend on the batch
-        raise ValueError("an empty prompt: the model needs at least one character to continue")
+    n, width = ids.shape
     if width + max_new_tokens > model.max_positions:
         raise ValueError(
             f"a prompt of {width} tokens plus {max_new_tokens} new ones exceeds the model's {model.max_positions} positions"
         )
-    padded = np.zeros((n, width), dtype=np.int64)
-    for row, ids in enumerate(prompts):
-        padded[row, width - len(ids):] = ids
-    ids = _to_device(torch.from_numpy(padded), device)
     key_mask = ids != PAD_ID
     positions = (key_mask.long().cumsum(dim=1) - 1).clamp(min=0)
     logits, cache = model(ids, positions, key_mask)
@@ -166,13 +172,19 @@ def _to_device(tensor: torch.Tensor, device) -> torch.Tensor:
 class GenerationHandler(ModelHandler):
     """Reads the ``prompt`` column, writes ``generated`` (string) and ``num_tokens`` (int64).
 
-    A null prompt gives null outputs; an empty prompt, one with a character outside the alphabet
-    or one too long for the model's positions fails the batch with an InputError.
+    Tokenizing is ``preprocess``: on Ray with GPU replicas it runs in a CPU operator ahead of
+    them. A null prompt gives null outputs; an empty prompt, one with a character outside the
+    alphabet or one too long for the model's positions fails the batch with an InputError.
     """
+
+    TOKENS = "__prompt_token_ids"
+
+    @functools.cached_property
+    def tokenizer(self) -> CharTokenizer:
+        return CharTokenizer(self.bundle.options["alphabet"], self.bundle.options["eos"])
 
     def load_model(self):
         opts = self.bundle.options
-        self.tokenizer = CharTokenizer(opts["alphabet"], opts["eos"])
         model = TinyLM(self.tokenizer.vocab_size, opts["d_model"], opts["heads"], opts["layers"], opts["max_positions"])
         try:
             state = torch.load(self.bundle.artifact, map_location="cpu", weights_only=True)
@@ -181,20 +193,36 @@ class GenerationHandler(ModelHandler):
             raise BundleError(f"bundle {self.bundle.path}: cannot load {self.bundle.artifact.name}: {exc}") from None
         return model.to(device=self.device, dtype=getattr(torch, opts.get("dtype", "float64"))).eval()
 
-    def run_inference(self, batch, model):
+    def preprocess(self, batch):
         column = self.bundle.features[0]
-        prompts = batch.arrow(column).to_pylist()
-        rows = [i for i, p in enumerate(prompts) if p is not None]
-        generated: list[str | None] = [None] * len(prompts)
-        num_tokens = np.zeros(len(prompts), dtype=np.int64)
-        if rows:
+        positions, new = int(self.bundle.options["max_positions"]), int(self.bundle.options["max_new_tokens"])
+        encoded = []
+        for prompt in batch.arrow(column).to_pylist():
+            if prompt is None:
+                encoded.append(None)
+                continue
             try:
-                encoded = [self.tokenizer.encode(prompts[i]) for i in rows]
-                limit = int(self.bundle.options["max_new_tokens"])
-                texts, steps = generate(model, encoded, limit, self.tokenizer.eos_id, self.device)
+                if not prompt:  # it would see only padding, and so depend on the batch
+                    raise ValueError("an empty prompt: the model needs at least one character to continue")
+                ids = self.tokenizer.encode(prompt)
+                if len(ids) + new > positions:
+                    raise ValueError(f"a prompt of {len(ids)} tokens plus {new} new ones exceeds the model's {positions} positions")
             except ValueError as exc:  # a prompt the model cannot read: bad input, named as such
                 raise InputError(f'column "{column}": {exc}') from None
-            for i, ids, count in zip(rows, texts, steps):
-                generated[i], num_tokens[i] = self.tokenizer.decode(ids), count
-        is_null = np.array([p is None for p in prompts])
-        return {"generated": pa.array(generated, pa.string()), "num_tokens": pa.array(num_tokens, mask=is_null)}
+            encoded.append(ids)
+        return {self.TOKENS: pa.array(encoded, pa.list_(pa.int32()))}
+
+    def run_inference(self, batch, model):
+        valid = batch.arrow(self.TOKENS).is_valid().to_numpy(zero_copy_only=False)
+        generated: list[str | None] = [None] * batch.num_rows
+        num_tokens = np.zeros(batch.num_rows, dtype=np.int64)
+        if valid.any():
+            # left-padded to the longest row (null rows are empty), on the model's device
+            ids = batch.padded(self.TOKENS, side="left")
+            if not valid.all():
+                ids = ids[torch.from_numpy(valid).to(ids.device)]
+            limit = int(self.bundle.options["max_new_tokens"])
+            texts, steps = generate_padded(model, ids, limit, self.tokenizer.eos_id)
+            for i, row, count in zip(np.flatnonzero(valid), texts, steps):
+                generated[i], num_tokens[i] = self.tokenizer.decode(row), count
+        return {"generated": pa.array(generated, pa.string()), "num_tokens": pa.array(num_tokens, mask=~valid)}

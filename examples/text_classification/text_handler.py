@@ -8,6 +8,7 @@ the training vocabulary, unknown words -> ``[UNK]``, a ``[CLS]`` token first, at
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 
@@ -47,10 +48,14 @@ class WordTokenizer:
     def split(text: str) -> list[str]:
         return _WORD.findall(text.lower())
 
-    def encode(self, texts: list[str]) -> np.ndarray:
-        """int64 (rows, width): ``[CLS]`` + word ids, truncated to ``max_len``, 0-padded on the right."""
+    def encode_rows(self, texts: list[str]) -> list[list[int]]:
+        """Per text: ``[CLS]`` + word ids, truncated to ``max_len``; unknown words -> ``[UNK]``."""
         unk = self.ids[UNK]
-        rows = [[self.ids[CLS], *(self.ids.get(w, unk) for w in self.split(t))][: self.max_len] for t in texts]
+        return [[self.ids[CLS], *(self.ids.get(w, unk) for w in self.split(t))][: self.max_len] for t in texts]
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        """int64 (rows, width): ``encode_rows`` 0-padded on the right to the longest row."""
+        rows = self.encode_rows(texts)
         out = np.zeros((len(rows), max(map(len, rows))), dtype=np.int64)
         for i, row in enumerate(rows):
             out[i, : len(row)] = row
@@ -81,32 +86,48 @@ class SentimentEncoder(nn.Module):
 class SentimentHandler(ModelHandler):
     """Reads a string column, writes ``label`` (1 = positive) and ``score`` (P(positive)).
 
-    A null text gives a null label and score: there is nothing to classify.
+    Tokenizing is ``preprocess``: on Ray with GPU replicas it runs in a CPU operator ahead of
+    them. A null text gives a null label and score: there is nothing to classify.
     """
 
-    def load_model(self):
+    TOKENS = "__text_token_ids"
+
+    @functools.cached_property
+    def tokenizer(self) -> WordTokenizer:
         opts = self.bundle.options
         try:
             vocabulary = json.loads((self.bundle.path / opts["vocabulary"]).read_text())
-            self.tokenizer = WordTokenizer(vocabulary, opts["max_len"])
+            return WordTokenizer(vocabulary, opts["max_len"])
+        except Exception as exc:  # a missing or damaged vocabulary
+            raise BundleError(f"bundle {self.bundle.path}: cannot load the vocabulary: {exc}") from None
+
+    def load_model(self):
+        opts = self.bundle.options
+        vocabulary = self.tokenizer.vocabulary
+        try:
             model = SentimentEncoder(len(vocabulary), opts["d_model"], opts["heads"], opts["layers"], opts["max_len"])
             model.load_state_dict(torch.load(self.bundle.artifact, map_location="cpu", weights_only=True))
         except Exception as exc:  # a missing or damaged file, or weights that do not fit the options
             raise BundleError(f"bundle {self.bundle.path}: cannot load the model: {exc}") from None
         return model.to(self.device).eval()
 
+    def preprocess(self, batch):
+        texts = batch.arrow(self.bundle.features[0])
+        valid = texts.is_valid().to_numpy(zero_copy_only=False)
+        rows = self.tokenizer.encode_rows([t for t in texts.to_pylist() if t is not None])
+        ids = iter(rows)
+        return {self.TOKENS: pa.array([next(ids) if v else None for v in valid], pa.list_(pa.int32()))}
+
     def run_inference(self, batch, model):
-        texts = batch.arrow(self.bundle.features[0]).to_pylist()
-        rows = [i for i, t in enumerate(texts) if t is not None]
-        score = np.zeros(len(texts))
-        valid = np.zeros(len(texts), dtype=bool)
-        valid[rows] = True
-        if rows:
-            ids = torch.from_numpy(self.tokenizer.encode([texts[i] for i in rows]))
-            if torch.device(self.device).type == "cuda":
-                ids = ids.pin_memory().to(self.device, non_blocking=True)
+        valid = batch.arrow(self.TOKENS).is_valid().to_numpy(zero_copy_only=False)
+        score = np.zeros(batch.num_rows)
+        if valid.any():
+            # right-padded to the longest row (null rows are empty), on the model's device
+            ids = batch.padded(self.TOKENS)
+            if not valid.all():
+                ids = ids[torch.from_numpy(valid).to(ids.device)]
             with torch.inference_mode():
-                score[rows] = model(ids).softmax(dim=1)[:, 1].double().cpu().numpy()
+                score[valid] = model(ids).softmax(dim=1)[:, 1].double().cpu().numpy()
         return {
             "label": pa.array((score > 0.5).astype(np.int64), mask=~valid),
             "score": pa.array(score, mask=~valid),
