@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import socket
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -51,3 +54,29 @@ class RunResult:
         data["output"] = str(self.output)
         data["rows_per_second"] = self.rows_per_second
         return data
+
+
+_NOTED: set[str] = set()
+
+
+def note_device(folder: str | None, device: str) -> None:
+    """Records where this worker process's model runs, once per process and run (a file in the
+    run's scratch folder). Only a worker knows: a cluster's driver may have no GPU, and a Ray GPU
+    reservation is a promise of the resource, not proof that torch found CUDA there."""
+    if folder is None or folder in _NOTED:
+        return
+    with contextlib.suppress(OSError):  # bookkeeping only: the driver then reports its own guess
+        path = Path(folder)
+        path.mkdir(parents=True, exist_ok=True)
+        (path / f"{socket.gethostname()}-{os.getpid()}.device").write_text(device)
+        _NOTED.add(folder)
+
+
+def noted_devices(folder: Path, fallback: str) -> str:
+    """The devices the workers noted ("cpu", "cuda", "cpu,cuda:0"), or ``fallback`` when none did
+    (no batch reached a worker, or the folder is not shared with the driver)."""
+    try:
+        found = sorted({f.read_text() for f in Path(folder).glob("*.device")})
+    except OSError:
+        found = []
+    return ",".join(found) or fallback

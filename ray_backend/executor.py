@@ -10,6 +10,7 @@ reads and the job hangs forever."""
 from __future__ import annotations
 
 import logging
+import math
 import time
 import warnings
 from pathlib import Path
@@ -24,7 +25,7 @@ from common.output import scratch_dir
 from common.models import handler_for, has_preprocess
 from common.predictor import ErrorPolicy, cached_predictor, error_policy, run_cpu_stage
 from common.transforms import split_host_stage
-from common.result import EngineRun
+from common.result import EngineRun, note_device, noted_devices
 from ray_backend.settings import RaySettings
 
 
@@ -34,12 +35,13 @@ class PredictBatches:
 
     def __init__(
         self, bundle_path: str, passthrough: tuple[str, ...], policy: ErrorPolicy = ErrorPolicy(),
-        threads: int | None = None, host_stage_done: bool = False,
+        threads: int | None = None, host_stage_done: bool = False, device_log: str | None = None,
     ):
         self.predictor = cached_predictor(
             bundle_path, True, passthrough, policy, threads=threads, host_stage_done=host_stage_done
         )
         _ = self.predictor.model  # load now, so a broken model fails at actor start
+        note_device(device_log, self.predictor.device)
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         return self.predictor.run_batch(batch)
@@ -82,12 +84,16 @@ def ensure_ray(settings: RaySettings) -> float:
     return time.perf_counter() - started
 
 
-def replica_resources(settings: RaySettings) -> tuple[float, float]:
-    """CPUs and GPUs per model replica, from the settings and what the cluster has."""
-    resources = ray.cluster_resources()
+def replica_resources(settings: RaySettings, resources: dict[str, float] | None = None) -> tuple[float, float]:
+    """CPUs and GPUs per model replica, from the settings and what the cluster has
+    (``resources``: ``ray.cluster_resources()`` unless given)."""
+    resources = ray.cluster_resources() if resources is None else resources
     total_cpus = resources.get("CPU", 1.0)
+    total_gpus = resources.get("GPU", 0.0)
     if settings.num_gpus == "auto":
-        gpus = 1.0 if resources.get("GPU", 0) >= 1 else 0.0
+        # A GPU each while there are enough, else an even share (two replicas on one GPU: 0.5
+        # each), so every replica starts instead of one waiting for a GPU that never frees.
+        gpus = 1.0 / math.ceil(settings.concurrency / int(total_gpus)) if total_gpus >= 1 else 0.0
     else:
         gpus = float(settings.num_gpus)
     if settings.num_cpus == "auto":
@@ -119,6 +125,7 @@ def run(job: Job, bundle: Bundle, inputs: InputInfo, stage: Path, settings: RayS
     else:
         ds = ray.data.read_parquet(inputs.paths, columns=needed)
     policy = error_policy(job, scratch_dir(stage))
+    devices = scratch_dir(stage) / "devices"
     cpu_stage = cpu_stage_plan(bundle, settings, gpus, job.on_error)
     if cpu_stage is not None:  # string/hash/time ops and tokenizing as their own CPU operator, overlapping the model's
         host_ops, preprocess = cpu_stage
@@ -134,7 +141,8 @@ def run(job: Job, bundle: Bundle, inputs: InputInfo, stage: Path, settings: RayS
         ds = ds.map_batches(
             PredictBatches,
             fn_constructor_kwargs={"bundle_path": str(bundle.path), "passthrough": job.output_columns, "policy": policy,
-                                   "threads": max(1, round(cpus)), "host_stage_done": cpu_stage is not None},
+                                   "threads": max(1, round(cpus)), "host_stage_done": cpu_stage is not None,
+                                   "device_log": str(devices)},
             batch_size=batch_size,
             batch_format="pyarrow",
             zero_copy_batch=True,
@@ -148,7 +156,7 @@ def run(job: Job, bundle: Bundle, inputs: InputInfo, stage: Path, settings: RayS
             max_task_retries=3,
         )
     ds.write_parquet(str(stage))
-    device = "cuda" if gpus else "cpu"
+    device = noted_devices(devices, "cuda" if gpus else "cpu")
     details = {"replica_cpus": cpus, "replica_gpus": gpus, "host_stage_ops": [t.op for t in cpu_stage[0]] if cpu_stage else [],
                "preprocess_stage": bool(cpu_stage and cpu_stage[1])}
     return EngineRun(startup_seconds=startup, device=device, details=details)

@@ -15,7 +15,8 @@ class RaySettings:
     Attributes:
         address: empty to start Ray locally; ``auto``, ``host:port`` or ``ray://host:10001`` to join a cluster.
         concurrency: model replicas (actors), each loading the model once.
-        num_gpus: GPUs per replica; ``auto`` = 1 when the cluster has GPUs, else 0.
+        num_gpus: GPUs per replica; ``auto`` = 1 when the cluster has a GPU per replica, an even
+            share when it has fewer (1 GPU, 2 replicas: 0.5 each), 0 without GPUs.
         num_cpus: CPUs each replica reserves; ``auto`` leaves at least one CPU for reading and
             writing so that replicas cannot starve the read tasks (which hangs the job).
         gpu_batch_size: rows per model call when replicas hold a GPU (0 = the bundle's batch_size).

@@ -23,7 +23,7 @@ from common.job import Job
 from common.models import resolve_device
 from common.output import scratch_dir
 from common.predictor import ErrorPolicy, Predictor, cached_predictor, error_policy
-from common.result import EngineRun
+from common.result import EngineRun, note_device, noted_devices
 from spark_backend.settings import SparkSettings
 from spark_backend.transforms import apply_transforms
 
@@ -101,10 +101,12 @@ def read_input(session: SparkSession, inputs: InputInfo) -> DataFrame:
 
 
 def predict_dataframe(
-    df: DataFrame, bundle: Bundle, passthrough: tuple[str, ...], udf: str = "arrow", policy: ErrorPolicy = ErrorPolicy()
+    df: DataFrame, bundle: Bundle, passthrough: tuple[str, ...], udf: str = "arrow", policy: ErrorPolicy = ErrorPolicy(),
+    device_log: str | None = None,
 ) -> DataFrame:
     """Applies the bundle's transforms as Spark columns, then the model in a batch UDF that runs
-    ``Predictor.run_batch`` (the job's error policy; a failed task is retried by Spark)."""
+    ``Predictor.run_batch`` (the job's error policy; a failed task is retried by Spark). Each
+    worker notes its model's device in ``device_log`` (``common.result.note_device``)."""
     df = apply_transforms(df, bundle.transforms)
     needed = list(dict.fromkeys([*passthrough, *bundle.features]))
     df = df.select(*needed)
@@ -117,7 +119,9 @@ def predict_dataframe(
     threads = int(df.sparkSession.conf.get("spark.task.cpus", "1"))
 
     def worker_predictor():
-        return cached_predictor(bundle_path, False, passthrough, policy, task_device(wanted), threads)
+        predictor = cached_predictor(bundle_path, False, passthrough, policy, task_device(wanted), threads)
+        note_device(device_log, predictor.device)
+        return predictor
 
     if udf == "pandas":
         def predict_pandas(frames):
@@ -159,8 +163,9 @@ def run(job: Job, bundle: Bundle, inputs: InputInfo, stage: Path, settings: Spar
     _set_runtime_conf(session, "spark.sql.execution.arrow.maxRecordsPerBatch", str(bundle.batch_size))
     df = read_input(session, inputs)
     policy = error_policy(job, scratch_dir(stage))
-    result = predict_dataframe(df, bundle, job.output_columns, settings.udf, policy)
+    devices = scratch_dir(stage) / "devices"
+    result = predict_dataframe(df, bundle, job.output_columns, settings.udf, policy, str(devices))
     result.write.mode("errorifexists").parquet(str(stage))
     gpus = float(session.conf.get("spark.task.resource.gpu.amount", "0") or 0)
-    device = "cpu" if bundle.device == "cpu" or not gpus else resolve_device(bundle.device)
+    device = noted_devices(devices, "cpu" if bundle.device == "cpu" or not gpus else resolve_device(bundle.device))
     return EngineRun(startup_seconds=startup, device=device, details={"master": session.sparkContext.master})

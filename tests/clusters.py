@@ -265,6 +265,7 @@ class RayCluster(_Cluster):
     """
 
     cpus_per_node: int = 1
+    gpus_on_second_node: int = 0  # logical GPUs: Ray schedules on them; torch still finds no CUDA
     object_store_bytes: int = 150 * 1024 * 1024
     address: str = ""
     env: dict[str, str] = field(default_factory=dict)
@@ -303,7 +304,8 @@ class RayCluster(_Cluster):
         # with other Ray instances on a shared machine: every port is picked free here.
         return [
             venv_bin("ray"), "start", "--block", "--disable-usage-stats",
-            f"--temp-dir={self.root / name}", f"--num-cpus={self.cpus_per_node}", "--num-gpus=0",
+            f"--temp-dir={self.root / name}", f"--num-cpus={self.cpus_per_node}",
+            f"--num-gpus={self.gpus_on_second_node if name == 'node' else 0}",
             f"--object-store-memory={self.object_store_bytes}",
             f"--node-manager-port={free_port()}", f"--object-manager-port={free_port()}",
             f"--dashboard-agent-listen-port={free_port()}", f"--dashboard-agent-grpc-port={free_port()}",

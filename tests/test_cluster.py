@@ -48,7 +48,7 @@ def spark_cluster():
 @pytest.fixture(scope="module")
 def ray_cluster():
     root = short_temp_dir("bp-ray-")
-    with RayCluster(root) as cluster:
+    with RayCluster(root, gpus_on_second_node=1) as cluster:
         yield cluster
     remove_tree(root)
 
@@ -105,6 +105,12 @@ def test_ray_two_node_cluster_matches_local_mode(job_path, ray_local, ray_cluste
 
     assert code == 0, f"{out[-4000:]}\n{ray_cluster.logs()}"
     assert f"ray: rows in {ROWS}, rows out {ROWS}" in out
+    # The second node advertises a (logical) GPU, so the GPU pipeline's shape is scheduled: the
+    # replica reserves it, the host transforms run in a CPU operator on the head, and the device
+    # is what the replica found (torch sees no CUDA here), not what the reservation promised.
+    engine = json.loads((tmp_path / "cluster" / MANIFEST).read_text())["engine"]
+    assert (engine["replica_gpus"], engine["host_stage_ops"]) == (1.0, ["string_index"]), engine
+    assert json.loads((tmp_path / "cluster" / MANIFEST).read_text())["device"] == "cpu"
     # With one CPU per node, the model replica holds one node and reads and writes run on the
     # other; each node unpacked the harness packages that ensure_ray ships as py_modules.
     for node in ray_cluster.node_dirs():
@@ -126,6 +132,21 @@ def test_ray_cluster_refuses_a_driver_without_the_token(job_path, ray_cluster, t
     assert code == 2, out[-4000:]
     assert "refused this driver's auth token: set RAY_AUTH_MODE=token" in out
     assert not (tmp_path / "refused").exists()
+
+
+@pytest.mark.parametrize("cluster, settings, expected", [
+    ({"CPU": 2.0}, {}, (0.5, 0.0)),  # two replicas leave one CPU for reads
+    ({"CPU": 16.0, "GPU": 1.0}, {}, (1.0, 0.5)),  # one GPU, two replicas: half each, both start
+    ({"CPU": 16.0, "GPU": 3.0}, {"concurrency": 4}, (1.0, 0.5)),  # 0.75 each would leave one waiting
+    ({"CPU": 16.0, "GPU": 4.0}, {"concurrency": 3}, (1.0, 1.0)),
+    ({"CPU": 16.0, "GPU": 1.0}, {"num_gpus": 0.25, "num_cpus": 2.0}, (2.0, 0.25)),
+    ({"CPU": 16.0, "GPU": 1.0}, {"num_gpus": 0}, (1.0, 0.0)),
+])
+def test_ray_replica_resources(cluster, settings, expected):
+    from ray_backend.executor import replica_resources
+
+    parsed = ray_backend.parse_settings(settings, "job.toml: [ray]")
+    assert replica_resources(parsed, cluster) == expected
 
 
 def test_ray_runtime_env_setting():
