@@ -124,6 +124,11 @@ def run(job: Job, bundle: Bundle, inputs: InputInfo, stage: Path, settings: RayS
         ds = ds.select_columns(needed)
     else:
         ds = ray.data.read_parquet(inputs.paths, columns=needed)
+    rows_per_block = block_rows(inputs.num_rows, batch_size, settings.concurrency, settings.blocks_per_replica)
+    if rows_per_block:
+        # Ray 2.60 packs Parquet files into 128 MiB read tasks: a 1M-row input is one block, which
+        # one task of each operator then processes alone (no overlap, one replica busy).
+        ds = ds.repartition(target_num_rows_per_block=rows_per_block)
     policy = error_policy(job, scratch_dir(stage))
     devices = scratch_dir(stage) / "devices"
     cpu_stage = cpu_stage_plan(bundle, settings, gpus, job.on_error)
@@ -158,8 +163,17 @@ def run(job: Job, bundle: Bundle, inputs: InputInfo, stage: Path, settings: RayS
     ds.write_parquet(str(stage))
     device = noted_devices(devices, "cuda" if gpus else "cpu")
     details = {"replica_cpus": cpus, "replica_gpus": gpus, "host_stage_ops": [t.op for t in cpu_stage[0]] if cpu_stage else [],
-               "preprocess_stage": bool(cpu_stage and cpu_stage[1])}
+               "preprocess_stage": bool(cpu_stage and cpu_stage[1]), "rows_per_block": rows_per_block}
     return EngineRun(startup_seconds=startup, device=device, details=details)
+
+
+def block_rows(rows: int, batch_size: int, concurrency: int, blocks_per_replica: int) -> int:
+    """Rows per block for about ``blocks_per_replica`` blocks per replica, a multiple of the batch
+    size (at least one batch); 0 when ``blocks_per_replica`` is 0 (keep the reader's blocks)."""
+    if not blocks_per_replica:
+        return 0
+    per_block = math.ceil(rows / (blocks_per_replica * concurrency))
+    return max(1, math.ceil(per_block / batch_size)) * batch_size
 
 
 def cpu_stage_plan(bundle: Bundle, settings: RaySettings, gpus: float, on_error: str) -> tuple[list, bool] | None:

@@ -20,6 +20,9 @@ class RaySettings:
         num_cpus: CPUs each replica reserves; ``auto`` leaves at least one CPU for reading and
             writing so that replicas cannot starve the read tasks (which hangs the job).
         gpu_batch_size: rows per model call when replicas hold a GPU (0 = the bundle's batch_size).
+        blocks_per_replica: the input is cut into about this many blocks per replica (whole
+            batches each), so operators overlap and every replica gets work; 0 keeps the
+            reader's blocks (Ray 2.60 reads up to 128 MiB of Parquet into one block).
         progress_bars: show Ray Data's progress bars.
         cpu_stage: run the host transforms (string, hash, time zone) as a separate CPU operator
             before the model replicas, so they overlap with GPU work; ``auto`` = when replicas
@@ -34,6 +37,7 @@ class RaySettings:
     num_gpus: str | float = field(default="auto", metadata={"types": (str, float)})
     num_cpus: str | float = field(default="auto", metadata={"types": (str, float)})
     gpu_batch_size: int = 0
+    blocks_per_replica: int = 4
     progress_bars: bool = False
     cpu_stage: str | bool = field(default="auto", metadata={"types": (str, bool)})
     runtime_env: Mapping[str, Any] = field(default_factory=dict, metadata={"types": (dict,)})
@@ -47,6 +51,8 @@ class RaySettings:
                 raise JobError(f'{where}: {name} must be "auto" or a number >= 0, got {value!r}')
         if isinstance(self.cpu_stage, str) and self.cpu_stage != "auto":
             raise JobError(f'{where}: cpu_stage must be "auto", true or false, got {self.cpu_stage!r}')
+        if self.blocks_per_replica < 0:
+            raise JobError(f"{where}: blocks_per_replica must be >= 0")
         if self.gpu_batch_size < 0:
             raise JobError(f"{where}: gpu_batch_size must be >= 0")
         if not isinstance(self.runtime_env.get("py_modules", []), list):

@@ -161,3 +161,41 @@ def test_a_broken_preprocess_is_the_bundle_s_fault(job_path, returned, message):
         add_preprocessed(batch, Tokenizing(bundle))
     add_preprocessed(batch, SklearnHandler(bundle))  # no hook: nothing added
     assert batch.names() == ["id", "cat"]
+
+
+def test_ray_cuts_the_input_into_blocks_so_operators_overlap(engines, tmp_path, monkeypatch):
+    """Ray 2.60 reads these 4 files as one block, so each operator ran as one task, one after the
+    other, with one replica idle; cut into blocks (4 per replica), every operator runs a task per
+    block and the CPU operator, the replicas and the writes overlap. Same rows either way."""
+    import ray
+
+    from ray_backend.executor import block_rows
+
+    seen = []
+    write_parquet = ray.data.Dataset.write_parquet
+
+    def keep_dataset(self, *args, **kwargs):  # the real write; the dataset's stats are read after
+        seen.append(self)
+        return write_parquet(self, *args, **kwargs)
+
+    monkeypatch.setattr(ray.data.Dataset, "write_parquet", keep_dataset)
+    job = load_job(make_job(tmp_path / "job", rows=5000, files=4))
+    tasks = {}
+    for blocks in (4, 0):
+        ray_section = {"concurrency": 2, "cpu_stage": True, "blocks_per_replica": blocks}
+        run_job(replace(job, output_path=tmp_path / str(blocks), sections={**job.sections, "ray": ray_section}), "ray")
+        found = dict(re.findall(r"Operator \d+ MapBatches\((\w+)\): (\d+) tasks executed", seen[-1].stats()))
+        tasks[blocks] = {op: int(n) for op, n in found.items()}
+    assert block_rows(5000, 64, 2, 4) == 640
+    assert tasks[4] == {"run_cpu_stage": 8, "PredictBatches": 8}
+    assert tasks[0] == {"run_cpu_stage": 1, "PredictBatches": 1}
+    assert read_output(tmp_path / "4").equals(read_output(tmp_path / "0"))
+
+
+def test_block_rows():
+    from ray_backend.executor import block_rows
+
+    assert block_rows(1_000_000, 1024, 2, 4) == 125_952  # 123 batches: 8 blocks, the last one shorter
+    assert block_rows(100, 64, 2, 4) == 64  # never less than a batch
+    assert block_rows(0, 64, 2, 4) == 64
+    assert block_rows(5000, 64, 2, 0) == 0  # keep the reader's blocks
