@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # torch first, pinned: on a CPU machine this takes the local CPU build, not GBs of CUDA packages.
 TORCH_PIN ?= torch==2.13.0
 
-.PHONY: venv demo examples test unit parity bench bench-smoke clean check-java
+.PHONY: venv demo examples test unit parity bench gpu-check clean check-java
 
 check-java:
 	@command -v java >/dev/null 2>&1 || { echo "error: java not found; Spark needs Java 17 or newer (e.g. apt-get install openjdk-17-jre-headless)"; exit 2; }
@@ -28,7 +28,7 @@ demo: check-java examples
 	$(PY) -m examples.demo
 
 test: check-java venv
-	$(PY) -m pytest -q tests parity_tests benchmarks/test_smoke.py
+	$(PY) -m pytest -q tests parity_tests benchmarks/test_smoke.py benchmarks/test_gpu_check.py
 
 unit: venv
 	$(PY) -m pytest -q tests
@@ -38,6 +38,11 @@ parity: check-java venv
 
 bench: check-java venv
 	$(PY) -m benchmarks.run
+
+# Ray on the GPU against Ray on the CPU (README, "GPUs"). Needs no Java and no pyspark. On a GPU
+# machine without the venv or internet: `make gpu-check PY=python3` (wheels: benchmarks/gpu_wheels.sh).
+gpu-check: $(if $(filter $(PY),$(VENV)/bin/python),venv)
+	$(PY) -m benchmarks.gpu_check $(GPU_CHECK_ARGS)
 
 clean:
 	rm -rf examples/*/data examples/*/model examples/*/out .pytest_cache

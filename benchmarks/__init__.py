@@ -1,4 +1,4 @@
 """Benchmarks: Spark and Ray against each other, against hand-written jobs and against the ceiling.
 
-``python -m benchmarks.run`` (``make bench``); see ``docs_benchmarks.md`` for how to read the results.
+``python -m benchmarks.run`` (``make bench``); see README.md, "Benchmarks", for how to read the results.
 """

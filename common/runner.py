@@ -1,7 +1,7 @@
 """Runs one job on one backend: validate everything, run the engine into a staging folder,
 reconcile rows and keys, publish atomically. Shared by the CLI, the parity runner and the tests.
 
-Guarantees (see docs_guarantees.md): every input row is published exactly once, or set aside in
+Guarantees (see README.md, "Guarantees"): every input row is published exactly once, or set aside in
 ``_dead_letter`` with its error, or the job fails and publishes nothing; every error reaches the
 user as one ``BatchPredictError`` line, also when it was raised inside a Spark or Ray worker.
 """

@@ -1,5 +1,5 @@
 """Reliability (issue #6): no row lost or doubled, atomic output, worker failures survived, every
-bad input a clear one-line error. Each test breaks one promise of docs_guarantees.md if it fails.
+bad input a clear one-line error. Each test breaks one promise of README.md's "Guarantees" if it fails.
 
 Engine runs use the session's Spark (local[2,3]: 3 attempts per task) and Ray; faults come from the
 job file's ``[faults]`` section (``common.faults``), with a marker folder under the test's tmp_path
