@@ -151,7 +151,7 @@ def run(job: Job, bundle: Bundle, inputs: InputInfo, stage: Path, settings: RayS
             batch_size=batch_size,
             batch_format="pyarrow",
             zero_copy_batch=True,
-            concurrency=settings.concurrency,
+            compute=ray.data.ActorPoolStrategy(size=settings.concurrency),
             num_cpus=cpus,
             num_gpus=gpus,
             # A replica that dies (OOM, lost node, crash) is restarted and its batch retried, at most
