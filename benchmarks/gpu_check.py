@@ -59,8 +59,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                                        + ", ".join(f"{w} {n:,}" for w, n in DEFAULT_ROWS.items()))
     parser.add_argument("--gpu-batch-size", type=int, default=0,
                         help="[ray] gpu_batch_size for the GPU run (default 0: the bundle's batch_size)")
-    parser.add_argument("--cpu-concurrency", type=int, default=0,
-                        help="[ray] concurrency for the CPU baseline (default 0: the job's own)")
+    parser.add_argument("--cpu-concurrency", type=int, default=max(1, (os.cpu_count() or 2) - 1),
+                        help="[ray] concurrency for the CPU baseline (default: CPUs - 1 replicas, one thread "
+                             "each, so the baseline uses the machine as make bench's ceiling does; 0: the job's own)")
     parser.add_argument("--allow-cpu", action="store_true", help="run even without CUDA (the 'GPU' run then uses the CPU)")
     parser.add_argument("--out", type=Path, help="results folder (default: benchmarks/results/gpu/<timestamp>-gpu-check)")
     parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help="the benchmark's workload cache")
