@@ -5,7 +5,8 @@ torch tensors on the model's device. With GPU replicas (or ``[ray] cpu_stage = t
 transforms and the handler's ``preprocess`` (tokenizing) run first, in a CPU operator of their
 own, so they overlap with the GPU work. CPU reservations are sized so that the replicas always
 leave a CPU for the read and write tasks: on 2 CPUs, 2 replicas holding 1 CPU each starve the
-reads and the job hangs forever."""
+reads and the job hangs forever.
+"""
 
 from __future__ import annotations
 
@@ -132,12 +133,13 @@ def run(job: Job, bundle: Bundle, inputs: InputInfo, stage: Path, settings: RayS
     policy = error_policy(job, scratch_dir(stage))
     devices = scratch_dir(stage) / "devices"
     cpu_stage = cpu_stage_plan(bundle, settings, gpus, job.on_error)
-    if cpu_stage is not None:  # string/hash/time ops and tokenizing as their own CPU operator, overlapping the model's
+    if cpu_stage is not None:  # string/hash/time ops and tokenizing: a CPU operator, overlapping the model's
         host_ops, preprocess = cpu_stage
+        stage_kwargs = {"bundle_path": str(bundle.path), "transforms": host_ops, "preprocess": preprocess,
+                        "key": tuple(job.key)}
         ds = ds.map_batches(
-            run_cpu_stage, fn_kwargs={"bundle_path": str(bundle.path), "transforms": host_ops, "preprocess": preprocess,
-                                      "key": tuple(job.key)},
-            batch_size=batch_size, batch_format="pyarrow", zero_copy_batch=True, num_cpus=1,
+            run_cpu_stage, fn_kwargs=stage_kwargs, batch_size=batch_size, batch_format="pyarrow",
+            zero_copy_batch=True, num_cpus=1,
         )
     with warnings.catch_warnings():
         # max_restarts / max_task_retries travel as **ray_remote_args, which Ray 2.60 deprecates
@@ -162,8 +164,9 @@ def run(job: Job, bundle: Bundle, inputs: InputInfo, stage: Path, settings: RayS
         )
     ds.write_parquet(str(stage))
     device = noted_devices(devices, "cuda" if gpus else "cpu")
-    details = {"replica_cpus": cpus, "replica_gpus": gpus, "host_stage_ops": [t.op for t in cpu_stage[0]] if cpu_stage else [],
-               "preprocess_stage": bool(cpu_stage and cpu_stage[1]), "rows_per_block": rows_per_block}
+    host_ops, preprocess = cpu_stage or ([], False)
+    details = {"replica_cpus": cpus, "replica_gpus": gpus, "host_stage_ops": [t.op for t in host_ops],
+               "preprocess_stage": preprocess, "rows_per_block": rows_per_block}
     return EngineRun(startup_seconds=startup, device=device, details=details)
 
 
@@ -184,7 +187,8 @@ def cpu_stage_plan(bundle: Bundle, settings: RaySettings, gpus: float, on_error:
         return None
     if on_error == "dead_letter":  # a CPU-stage failure would not be isolated to its rows
         if settings.cpu_stage is True:
-            warnings.warn('[ray] cpu_stage is off under job.on_error = "dead_letter": host transforms run in the replicas')
+            warnings.warn('[ray] cpu_stage is off under job.on_error = "dead_letter": '
+                          "host transforms and preprocess run in the replicas")
         return None
     host_ops = split_host_stage(bundle.transforms)[0]
     preprocess = has_preprocess(handler_for(bundle, "cpu"))

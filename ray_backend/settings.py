@@ -24,9 +24,10 @@ class RaySettings:
             batches each), so operators overlap and every replica gets work; 0 keeps the
             reader's blocks (Ray 2.60 reads up to 128 MiB of Parquet into one block).
         progress_bars: show Ray Data's progress bars.
-        cpu_stage: run the host transforms (string, hash, time zone) as a separate CPU operator
-            before the model replicas, so they overlap with GPU work; ``auto`` = when replicas
-            hold GPUs. Off under ``on_error = "dead_letter"`` (its errors are per model batch).
+        cpu_stage: run the host transforms (string, hash, time zone) and the handler's
+            ``preprocess`` (tokenizing) as a separate CPU operator before the model replicas,
+            so they overlap with GPU work; ``auto`` = when replicas hold GPUs. Off under
+            ``on_error = "dead_letter"`` (its errors are per model batch).
         runtime_env: a Ray runtime environment for the job (``env_vars``, ``pip``, ``py_modules``,
             ...), passed to ``ray.init``. Joining a cluster also ships this harness's own packages
             as ``py_modules``, so nodes need Ray and the model libraries but not this package.
