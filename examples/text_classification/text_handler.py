@@ -48,14 +48,14 @@ class WordTokenizer:
     def split(text: str) -> list[str]:
         return _WORD.findall(text.lower())
 
-    def encode_rows(self, texts: list[str]) -> list[list[int]]:
-        """Per text: ``[CLS]`` + word ids, truncated to ``max_len``; unknown words -> ``[UNK]``."""
+    def token_ids(self, text: str) -> list[int]:
+        """``[CLS]`` + word ids, truncated to ``max_len``; unknown words -> ``[UNK]``."""
         unk = self.ids[UNK]
-        return [[self.ids[CLS], *(self.ids.get(w, unk) for w in self.split(t))][: self.max_len] for t in texts]
+        return [self.ids[CLS], *(self.ids.get(w, unk) for w in self.split(text))][: self.max_len]
 
     def encode(self, texts: list[str]) -> np.ndarray:
-        """int64 (rows, width): ``encode_rows`` 0-padded on the right to the longest row."""
-        rows = self.encode_rows(texts)
+        """int64 (rows, width): ``token_ids`` of each text, 0-padded on the right to the longest row."""
+        rows = [self.token_ids(t) for t in texts]
         out = np.zeros((len(rows), max(map(len, rows))), dtype=np.int64)
         for i, row in enumerate(rows):
             out[i, : len(row)] = row
@@ -112,11 +112,9 @@ class SentimentHandler(ModelHandler):
         return model.to(self.device).eval()
 
     def preprocess(self, batch):
-        texts = batch.arrow(self.bundle.features[0])
-        valid = texts.is_valid().to_numpy(zero_copy_only=False)
-        rows = self.tokenizer.encode_rows([t for t in texts.to_pylist() if t is not None])
-        ids = iter(rows)
-        return {self.TOKENS: pa.array([next(ids) if v else None for v in valid], pa.list_(pa.int32()))}
+        texts = batch.arrow(self.bundle.features[0]).to_pylist()
+        ids = [None if t is None else self.tokenizer.token_ids(t) for t in texts]
+        return {self.TOKENS: pa.array(ids, pa.list_(pa.int32()))}
 
     def run_inference(self, batch, model):
         valid = batch.arrow(self.TOKENS).is_valid().to_numpy(zero_copy_only=False)
