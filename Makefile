@@ -6,13 +6,13 @@ STAMP := $(VENV)/.installed
 # torch first, pinned: on a CPU machine this takes the local CPU build, not GBs of CUDA packages.
 TORCH_PIN ?= torch==2.13.0
 
-.PHONY: venv demo examples test unit parity bench gpu-check clean check-java
+.PHONY: venv demo examples lint format test unit parity bench gpu-check clean check-java
 
 check-java:
 	@command -v java >/dev/null 2>&1 || { echo "error: java not found; Spark needs Java 17 or newer (e.g. apt-get install openjdk-17-jre-headless)"; exit 2; }
 
 $(STAMP): pyproject.toml
-	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "error: Python 3.10+ is required")'
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "error: Python 3.11+ is required (tomllib)")'
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q "$(TORCH_PIN)"
@@ -27,7 +27,16 @@ examples: venv
 demo: check-java examples
 	$(PY) -m examples.demo
 
-test: check-java venv
+# ruff (rules and line length in pyproject.toml): `make test` and so CI run it first.
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: venv
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+test: check-java venv lint
 	$(PY) -m pytest -q tests parity_tests benchmarks/test_smoke.py benchmarks/test_gpu_check.py
 
 unit: venv

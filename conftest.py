@@ -1,6 +1,10 @@
-"""Session-wide engines for every test suite: one SparkSession and one local Ray per pytest run.
+"""Session-wide engines and backend parameters for every test suite.
 
-Starting either costs seconds on 2 CPUs, so tests share them; executors reuse a running session.
+One SparkSession and one local Ray per pytest run: starting either costs seconds on 2 CPUs, so
+tests share them, and executors reuse a running session. The backends a test runs on come from
+the registry (``common.run.backends``), each with a pytest mark of its name (the Ibis way): a
+test takes ``backend`` (every engine backend) or ``any_backend`` (the reference too), and a new
+backend joins every such test by being registered.
 """
 
 from __future__ import annotations
@@ -11,10 +15,22 @@ import sys
 
 import pytest
 
+from common.run.backends import backend_names, engine_names
+
 # Spark's Python workers must run this interpreter (the venv), with this repo importable.
 os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
 os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
 os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
+
+
+def pytest_configure(config):
+    for name in backend_names():
+        config.addinivalue_line("markers", f"{name}: runs a job on the {name} backend")
+
+
+def _params(names: list[str]) -> list:
+    return [pytest.param(name, marks=getattr(pytest.mark, name)) for name in names]
+
 
 # local[2,3]: two threads, each task tried up to 3 times (Spark's local mode retries nothing by default).
 SPARK_TEST_MASTER = "local[2,3]"
@@ -54,3 +70,15 @@ def ray_local():
 def engines(spark, ray_local):
     """Both engines up, for tests that run a job on each backend."""
     return {"spark": spark, "ray": ray_local}
+
+
+@pytest.fixture(params=_params(engine_names()))
+def backend(request, engines) -> str:
+    """Each engine backend in turn (spark, ray), its engine already started."""
+    return request.param
+
+
+@pytest.fixture(params=_params(backend_names()))
+def any_backend(request, engines) -> str:
+    """Each backend in turn, the single-process reference included."""
+    return request.param

@@ -4,7 +4,7 @@ Every contender applies the same bundle to the same input files and writes Parqu
 columns (the job's key and passthrough columns, then the model's outputs), at the bundle's batch
 size, so only the way the model is run differs:
 
-- ``spark``, ``ray``: our executors, through ``common.runner.run_job`` (as ``batch-predict run``).
+- ``spark``, ``ray``: our executors, through ``common.run.runner.run_job`` (as ``batch-predict run``).
 - ``ceiling``: no engine. One process per CPU, each reads whole files with pyarrow, runs the
   ``Predictor`` (transforms and model, one torch thread) and writes Parquet: what this machine can
   do with this bundle. On a CUDA machine it is one process that owns the GPU.
@@ -31,18 +31,23 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from common.bundle import Bundle, load_bundle
-from common.job import Job
-from common.predictor import Predictor
-from common.registry import get_backend
-from common.transforms import required_input_columns
+from common.model.predictor import Predictor
+from common.spec.bundle import Bundle, load_bundle
+from common.spec.job import Job
+from common.spec.transforms import required_input_columns
 
 EXECUTORS = ("spark", "ray")
 HAND_WRITTEN = ("spark_pandas_udf", "spark_predict_batch_udf", "ray_map_batches")
 RELOADING = ("spark_pandas_udf", "ray_map_batches")  # load the model on every batch
 ALL = ("spark", "ray", "ceiling", *HAND_WRITTEN)
-ENGINE = {"spark": "spark", "ray": "ray", "ceiling": "ceiling", "spark_pandas_udf": "spark",
-          "spark_predict_batch_udf": "spark", "ray_map_batches": "ray"}
+ENGINE = {
+    "spark": "spark",
+    "ray": "ray",
+    "ceiling": "ceiling",
+    "spark_pandas_udf": "spark",
+    "spark_predict_batch_udf": "spark",
+    "ray_map_batches": "ray",
+}
 
 
 def role(name: str) -> str:
@@ -66,8 +71,10 @@ class Contender:
     def __init__(self, job: Job, bundle: Bundle):
         self.job = job
         self.bundle = bundle
-        self.passthrough = list(job.output_columns)
-        self.columns = list(dict.fromkeys([*self.passthrough, *required_input_columns(bundle.transforms, bundle.features)]))
+        self.passthrough = list(job.passthrough_columns)
+        self.columns = list(
+            dict.fromkeys([*self.passthrough, *required_input_columns(bundle.transforms, bundle.features)])
+        )
 
     def start(self) -> float:
         raise NotImplementedError
@@ -79,58 +86,41 @@ class Contender:
         """Stops what ``start`` started (engines shared by contenders are stopped by the trial)."""
 
     def device(self) -> str:
-        from common.models import resolve_device
+        from common.model.handler import resolve_device
 
         return resolve_device(self.bundle.device)
 
 
 def _spark_session(job: Job):
-    import spark_backend
     from spark_backend.executor import get_session
 
-    return get_session(spark_backend.parse_settings(job.section("spark"), f"{job.path}: [spark]"))
+    return get_session(job.backend_settings("spark"))
 
 
 def _start_ray(job: Job) -> float:
-    import ray_backend
     from ray_backend.executor import ensure_ray
 
-    return ensure_ray(ray_backend.parse_settings(job.section("ray"), f"{job.path}: [ray]"))
+    return ensure_ray(job.backend_settings("ray"))
 
 
 class Executor(Contender):
     """Our executor on ``name`` (``spark`` or ``ray``), run as the CLI runs it."""
 
-    _engine_seconds: dict[str, float] = {}
-
     def __init__(self, name: str, job: Job, bundle: Bundle):
         super().__init__(job, bundle)
         self.name = name
-        module = get_backend(name)
-        if not getattr(module.run, "timed_by_benchmark", False):  # time the engine part of run_job
-            original = module.run
-
-            def timed(*args, **kwargs):
-                started = time.perf_counter()
-                try:
-                    return original(*args, **kwargs)
-                finally:
-                    Executor._engine_seconds[name] = time.perf_counter() - started
-
-            timed.timed_by_benchmark = True
-            module.run = timed
 
     def start(self) -> float:
         return _spark_session(self.job)[1] if self.name == "spark" else _start_ray(self.job)
 
     def run(self, input_dir: Path, output_dir: Path) -> RunTiming:
-        from common.runner import run_job
+        from common.run.runner import run_job
 
         job = replace(self.job.with_paths(input_dir, output_dir), overwrite=True)
         started = time.perf_counter()
         result = run_job(job, self.name)
         seconds = time.perf_counter() - started
-        return RunTiming(seconds, Executor._engine_seconds[self.name] - result.startup_seconds)
+        return RunTiming(seconds, result.engine_seconds - result.startup_seconds)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -144,7 +134,7 @@ def _pool_init(bundle_path: str, passthrough: tuple[str, ...], threads: int) -> 
 
     global _POOL_PREDICTOR
     torch.set_num_threads(threads)
-    _POOL_PREDICTOR = Predictor(load_bundle(bundle_path), apply_transforms=True, passthrough=passthrough)
+    _POOL_PREDICTOR = Predictor(load_bundle(bundle_path), run_transforms=True, passthrough=passthrough)
     _ = _POOL_PREDICTOR.model
 
 
@@ -157,7 +147,7 @@ def _pool_score(task: tuple[str, str, list[str], int]) -> int:
     source, target, columns, batch_size = task
     assert _POOL_PREDICTOR is not None
     reader = pq.ParquetFile(source)
-    schema = _POOL_PREDICTOR.output_schema(reader.schema_arrow)
+    schema = _POOL_PREDICTOR.result_schema(reader.schema_arrow)
     rows = 0
     with pq.ParquetWriter(target, schema) as writer:
         for batch in reader.iter_batches(batch_size=batch_size, columns=columns):
@@ -182,7 +172,9 @@ class Ceiling(Contender):
     def start(self) -> float:
         started = time.perf_counter()
         context = multiprocessing.get_context("spawn")  # no fork after torch and OpenMP started
-        self.pool = context.Pool(self.processes, _pool_init, (str(self.bundle.path), tuple(self.passthrough), self.threads))
+        self.pool = context.Pool(
+            self.processes, _pool_init, (str(self.bundle.path), tuple(self.passthrough), self.threads)
+        )
         for _ in range(10):  # every worker has loaded the model once it has answered
             if len(set(self.pool.map(_pool_ready, range(2 * self.processes), chunksize=1))) == self.processes:
                 break
@@ -206,6 +198,7 @@ class Ceiling(Contender):
 # ---------------------------------------------------------------------------------------------
 # What users write by hand.
 
+
 def _spark_features(session, input_dir: Path, bundle: Bundle, passthrough: list[str]):
     """Reads the input and prepares the features as Spark columns, as a Spark user would."""
     from spark_backend.transforms import apply_transforms
@@ -217,7 +210,7 @@ def _spark_features(session, input_dir: Path, bundle: Bundle, passthrough: list[
 def _outputs_struct(bundle: Bundle):
     from pyspark.sql.pandas.types import from_arrow_schema
 
-    return from_arrow_schema(bundle.output_schema, prefer_timestamp_ntz=True)
+    return from_arrow_schema(bundle.outputs_schema, prefer_timestamp_ntz=True)
 
 
 class SparkHandWritten(Contender):
@@ -235,7 +228,9 @@ class SparkHandWritten(Contender):
     def run(self, input_dir: Path, output_dir: Path) -> RunTiming:
         started = time.perf_counter()
         df = _spark_features(self.session, input_dir, self.bundle, self.passthrough)
-        scored = df.select(*self.passthrough, self.model_column(input_dir)(*self.bundle.features).alias("prediction"))
+        scored = df.select(
+            *self.passthrough, self.model_column(input_dir)(*self.bundle.features).alias("prediction")
+        )
         scored.select(*self.passthrough, "prediction.*").write.mode("overwrite").parquet(str(output_dir))
         seconds = time.perf_counter() - started
         return RunTiming(seconds, seconds)
@@ -253,12 +248,14 @@ class SparkPandasUdf(SparkHandWritten):
         bundle_path, features = str(self.bundle.path), list(self.bundle.features)
 
         def predict(*columns):
-            predictor = Predictor(load_bundle(bundle_path), apply_transforms=False)  # loads the model again
+            predictor = Predictor(load_bundle(bundle_path), run_transforms=False)  # loads the model again
             table = pa.Table.from_arrays([pa.Array.from_pandas(c) for c in columns], names=features)
             return predictor.predict(table).to_pandas()
 
         # Series, Series, ... -> DataFrame: a scalar pandas UDF returning a struct.
-        return pandas_udf(with_arity(predict, len(features), pd.Series, pd.DataFrame), _outputs_struct(self.bundle))
+        return pandas_udf(
+            with_arity(predict, len(features), pd.Series, pd.DataFrame), _outputs_struct(self.bundle)
+        )
 
 
 class SparkPredictBatchUdf(SparkHandWritten):
@@ -273,7 +270,7 @@ class SparkPredictBatchUdf(SparkHandWritten):
         names = list(self.bundle.outputs)
 
         def make_predict_fn():
-            predictor = Predictor(load_bundle(bundle_path), apply_transforms=False)
+            predictor = Predictor(load_bundle(bundle_path), run_transforms=False)
             _ = predictor.model
 
             def predict(*arrays):
@@ -286,16 +283,26 @@ class SparkPredictBatchUdf(SparkHandWritten):
             return with_arity(predict, len(features))
 
         return predict_batch_udf(
-            make_predict_fn, return_type=_outputs_struct(self.bundle), batch_size=self.bundle.batch_size,
+            make_predict_fn,
+            return_type=_outputs_struct(self.bundle),
+            batch_size=self.bundle.batch_size,
             input_tensor_shapes=self._tensor_shapes(input_dir),
         )
 
     def _tensor_shapes(self, input_dir: Path):
         """``{i: [n]}`` for each list-valued feature (predict_batch_udf needs it to stack the rows)."""
-        raw = [(i, name) for i, name in enumerate(self.bundle.features) if name not in self.bundle.transform_outputs]
+        raw = [
+            (i, name)
+            for i, name in enumerate(self.bundle.features)
+            if name not in self.bundle.transform_outputs
+        ]
         if not raw:
             return None
-        first = next(pq.ParquetFile(sorted(input_dir.glob("*.parquet"))[0]).iter_batches(batch_size=1, columns=[n for _, n in raw]))
+        first = next(
+            pq.ParquetFile(sorted(input_dir.glob("*.parquet"))[0]).iter_batches(
+                batch_size=1, columns=[n for _, n in raw]
+            )
+        )
         shapes = {}
         for index, name in raw:
             column = first.column(name)
@@ -306,7 +313,10 @@ class SparkPredictBatchUdf(SparkHandWritten):
 
 def with_arity(function, count: int, annotation=inspect.Parameter.empty, returns=inspect.Signature.empty):
     """``function(*args)`` with a signature of ``count`` named parameters, which Spark inspects."""
-    params = [inspect.Parameter(f"x{i}", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=annotation) for i in range(count)]
+    params = [
+        inspect.Parameter(f"x{i}", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=annotation)
+        for i in range(count)
+    ]
     function.__signature__ = inspect.Signature(params, return_annotation=returns)
     if annotation is not inspect.Parameter.empty:
         function.__annotations__ = {**{p.name: annotation for p in params}, "return": returns}
@@ -334,7 +344,9 @@ class RayMapBatches(Contender):
         bundle_path, passthrough = str(self.bundle.path), tuple(self.passthrough)
 
         def predict(batch: pa.Table) -> pa.Table:
-            return Predictor(load_bundle(bundle_path), passthrough=passthrough).predict(batch)  # loads the model again
+            return Predictor(load_bundle(bundle_path), passthrough=passthrough).predict(
+                batch
+            )  # loads the model again
 
         started = time.perf_counter()
         ds = ray.data.read_parquet(str(input_dir), columns=self.columns)
@@ -348,8 +360,12 @@ def make(name: str, job: Job, bundle: Bundle) -> Contender:
     """The contender called ``name``; ValueError lists the valid names."""
     if name in EXECUTORS:
         return Executor(name, job, bundle)
-    classes = {"ceiling": Ceiling, "spark_pandas_udf": SparkPandasUdf,
-               "spark_predict_batch_udf": SparkPredictBatchUdf, "ray_map_batches": RayMapBatches}
+    classes = {
+        "ceiling": Ceiling,
+        "spark_pandas_udf": SparkPandasUdf,
+        "spark_predict_batch_udf": SparkPredictBatchUdf,
+        "ray_map_batches": RayMapBatches,
+    }
     if name not in classes:
         raise ValueError(f'unknown contender "{name}"; valid: {", ".join(ALL)}')
     return classes[name](job, bundle)

@@ -46,27 +46,53 @@ DEFAULT_WORKLOADS = ("text_classification", "generation")
 # start (3-5 s), decides the rate. Other workloads default to their largest `make bench` size.
 DEFAULT_ROWS = {"text_classification": 200_000, "generation": 20_000}
 SAMPLE_MS = 200
-NVIDIA_SMI = ["nvidia-smi", "--query-gpu=index,utilization.gpu,memory.used", "--format=csv,noheader,nounits",
-              "-lms", str(SAMPLE_MS)]
-# The CLI's summary line (common.result.RunResult.summary).
+NVIDIA_SMI = [
+    "nvidia-smi",
+    "--query-gpu=index,utilization.gpu,memory.used",
+    "--format=csv,noheader,nounits",
+    "-lms",
+    str(SAMPLE_MS),
+]
+# The CLI's summary line (common.run.result.RunResult.summary).
 SUMMARY = re.compile(r"rows out (?P<rows>\d+).*?, (?P<seconds>[\d.]+) s \(startup (?P<startup>[\d.]+) s\), ")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--workloads", default=",".join(DEFAULT_WORKLOADS), help="comma-separated examples")
-    parser.add_argument("--rows", help="rows for every workload (N) or per workload (name=N,...); default: "
-                                       + ", ".join(f"{w} {n:,}" for w, n in DEFAULT_ROWS.items()))
-    parser.add_argument("--gpu-batch-size", type=int, default=0,
-                        help="[ray] gpu_batch_size for the GPU run (default 0: the bundle's batch_size)")
-    parser.add_argument("--cpu-concurrency", type=int, default=max(1, (os.cpu_count() or 2) - 1),
-                        help="[ray] concurrency for the CPU baseline (default: CPUs - 1 replicas, one thread "
-                             "each, so the baseline uses the machine as make bench's ceiling does; 0: the job's own)")
-    parser.add_argument("--allow-cpu", action="store_true", help="run even without CUDA (the 'GPU' run then uses the CPU)")
-    parser.add_argument("--out", type=Path, help="results folder (default: benchmarks/results/gpu/<timestamp>-gpu-check)")
+    parser.add_argument(
+        "--rows",
+        help="rows for every workload (N) or per workload (name=N,...); default: "
+        + ", ".join(f"{w} {n:,}" for w, n in DEFAULT_ROWS.items()),
+    )
+    parser.add_argument(
+        "--gpu-batch-size",
+        type=int,
+        default=0,
+        help="[ray] gpu_batch_size for the GPU run (default 0: the bundle's batch_size)",
+    )
+    parser.add_argument(
+        "--cpu-concurrency",
+        type=int,
+        default=max(1, (os.cpu_count() or 2) - 1),
+        help="[ray] concurrency for the CPU baseline (default: CPUs - 1 replicas, one thread "
+        "each, so the baseline uses the machine as make bench's ceiling does; 0: the job's own)",
+    )
+    parser.add_argument(
+        "--allow-cpu", action="store_true", help="run even without CUDA (the 'GPU' run then uses the CPU)"
+    )
+    parser.add_argument(
+        "--out", type=Path, help="results folder (default: benchmarks/results/gpu/<timestamp>-gpu-check)"
+    )
     parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help="the benchmark's workload cache")
-    parser.add_argument("--files", type=int, default=default_files(), help="Parquet files per input (default: 2 x CPUs)")
-    parser.add_argument("--timeout", type=float, default=1800, help="seconds before one job process is killed")
+    parser.add_argument(
+        "--files", type=int, default=default_files(), help="Parquet files per input (default: 2 x CPUs)"
+    )
+    parser.add_argument(
+        "--timeout", type=float, default=1800, help="seconds before one job process is killed"
+    )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     known = available_workloads()
@@ -85,7 +111,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def parse_rows(text: str | None, workloads: list[str]) -> dict[str, int]:
     """``N`` (every workload) and ``name=N`` items, applied in order, over the defaults."""
-    rows = {w: DEFAULT_ROWS.get(w) or max(plan_sizes("default", None, [w], False)[w]["table"]) for w in workloads}
+    rows = {
+        w: DEFAULT_ROWS.get(w) or max(plan_sizes("default", None, [w], False)[w]["table"]) for w in workloads
+    }
     for item in (text or "").split(","):
         if not item.strip():
             continue
@@ -110,11 +138,14 @@ def cuda_problem() -> str | None:
         return None
     if torch.version.cuda is None:
         return f"torch {torch.__version__} is a CPU-only build"
-    return (f"torch {torch.__version__} (CUDA {torch.version.cuda}) sees no device "
-            f"(CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES')!r})")
+    return (
+        f"torch {torch.__version__} (CUDA {torch.version.cuda}) sees no device "
+        f"(CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES')!r})"
+    )
 
 
 # --- GPU sampling ---------------------------------------------------------------------------------
+
 
 class GpuSampler:
     """``nvidia-smi`` sampling every 200 ms into a CSV file while the ``with`` block runs."""
@@ -122,7 +153,7 @@ class GpuSampler:
     def __init__(self, csv_path: Path):
         self.csv_path, self.process, self.reason = csv_path, None, None
 
-    def __enter__(self) -> "GpuSampler":
+    def __enter__(self) -> GpuSampler:
         if shutil.which(NVIDIA_SMI[0]) is None:
             self.reason = "nvidia-smi not found on PATH"
             return self
@@ -168,33 +199,50 @@ def summarize_gpu_samples(samples: list[tuple[int, float, float]], other: list[s
     ``utilization_busy_mean`` covers only the span from the first to the last sample above 0 %.
     With no samples every number is None and ``reason`` says why.
     """
-    found = {"sampler": " ".join(NVIDIA_SMI), "interval_ms": SAMPLE_MS, "samples": len(samples), "gpu_index": None,
-             "utilization_mean": None, "utilization_p50": None, "utilization_max": None,
-             "utilization_busy_mean": None, "memory_before_mib": None, "memory_peak_mib": None, "reason": None}
+    found = {
+        "sampler": " ".join(NVIDIA_SMI),
+        "interval_ms": SAMPLE_MS,
+        "samples": len(samples),
+        "gpu_index": None,
+        "utilization_mean": None,
+        "utilization_p50": None,
+        "utilization_max": None,
+        "utilization_busy_mean": None,
+        "memory_before_mib": None,
+        "memory_peak_mib": None,
+        "reason": None,
+    }
     if not samples:
         found["reason"] = "; ".join(dict.fromkeys(other))[:300] or "nvidia-smi printed no samples"
         return found
     by_gpu: dict[int, list[tuple[float, float]]] = {}
     for index, util, memory in samples:
         by_gpu.setdefault(index, []).append((util, memory))
-    index = max(by_gpu, key=lambda i: (statistics.fmean(u for u, _ in by_gpu[i]), max(m for _, m in by_gpu[i])))
+    index = max(
+        by_gpu, key=lambda i: (statistics.fmean(u for u, _ in by_gpu[i]), max(m for _, m in by_gpu[i]))
+    )
     utils, memory = [u for u, _ in by_gpu[index]], [m for _, m in by_gpu[index]]
     busy = [i for i, u in enumerate(utils) if u > 0]
     found.update(
-        gpu_index=index, gpus=len(by_gpu), utilization_mean=round(statistics.fmean(utils), 1),
-        utilization_p50=statistics.median(utils), utilization_max=max(utils),
-        utilization_busy_mean=round(statistics.fmean(utils[busy[0]:busy[-1] + 1]), 1) if busy else 0.0,
-        memory_before_mib=memory[0], memory_peak_mib=max(memory),
+        gpu_index=index,
+        gpus=len(by_gpu),
+        utilization_mean=round(statistics.fmean(utils), 1),
+        utilization_p50=statistics.median(utils),
+        utilization_max=max(utils),
+        utilization_busy_mean=round(statistics.fmean(utils[busy[0] : busy[-1] + 1]), 1) if busy else 0.0,
+        memory_before_mib=memory[0],
+        memory_peak_mib=max(memory),
     )
     return found
 
 
 # --- one workload ---------------------------------------------------------------------------------
 
+
 def write_job(source: Path, dest: Path, input_dir: Path, output_dir: Path, ray: dict) -> Path:
     """The example's job with absolute paths, its ``[ray]`` section updated by ``ray``, and no
     ``[spark]`` section (this run is Ray's alone, and the GPU machine has no pyspark)."""
-    from examples._torch_common import write_toml  # the project's one TOML writer (tomllib only reads)
+    from common.spec.toml import write_toml
 
     raw = tomllib.loads(source.read_text())
     raw.pop("spark", None)
@@ -208,21 +256,32 @@ def write_job(source: Path, dest: Path, input_dir: Path, output_dir: Path, ray: 
 
 
 def child_env(hide_gpus: bool) -> dict[str, str]:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
-           "RAY_ENABLE_UV_RUN_RUNTIME_ENV": "0"}
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+        "RAY_ENABLE_UV_RUN_RUNTIME_ENV": "0",
+    }
     env.pop("RAY_ADDRESS", None)  # each job starts its own local Ray, like `make bench`'s
     if hide_gpus:
         env["CUDA_VISIBLE_DEVICES"] = ""  # torch and Ray's GPU detection both see none
     return env
 
 
-def run_job_process(job: Path, output: Path, rows: int, log_path: Path, hide_gpus: bool, timeout: float) -> dict:
+def run_job_process(
+    job: Path, output: Path, rows: int, log_path: Path, hide_gpus: bool, timeout: float
+) -> dict:
     """Runs the job through the CLI in a fresh process; its wall time, summary line and manifest."""
     command = [sys.executable, "-m", "common.cli", "run", str(job), "--backend", "ray"]
     started = time.perf_counter()
     with open(log_path, "w") as log:
-        child = subprocess.Popen(command, cwd=REPO, env=child_env(hide_gpus), stdout=log, stderr=subprocess.STDOUT,
-                                 start_new_session=True)
+        child = subprocess.Popen(
+            command,
+            cwd=REPO,
+            env=child_env(hide_gpus),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         try:
             child.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -230,9 +289,18 @@ def run_job_process(job: Path, output: Path, rows: int, log_path: Path, hide_gpu
             child.wait()
     wall = time.perf_counter() - started
     lines = log_path.read_text().strip().splitlines()
-    run = {"command": " ".join(command[1:]), "cuda_visible_devices": "" if hide_gpus else os.environ.get("CUDA_VISIBLE_DEVICES"),
-           "returncode": child.returncode, "wall_seconds": round(wall, 3), "rows_per_second": None,
-           "log": str(log_path), "error": None, "device": None, "manifest": None, "engine": None}
+    run = {
+        "command": " ".join(command[1:]),
+        "cuda_visible_devices": "" if hide_gpus else os.environ.get("CUDA_VISIBLE_DEVICES"),
+        "returncode": child.returncode,
+        "wall_seconds": round(wall, 3),
+        "rows_per_second": None,
+        "log": str(log_path),
+        "error": None,
+        "device": None,
+        "manifest": None,
+        "engine": None,
+    }
     manifest = output / "_manifest.json"
     if child.returncode != 0 or not manifest.exists():
         run["error"] = f"exited with {child.returncode}: {lines[-1] if lines else '(no output)'}"
@@ -243,34 +311,60 @@ def run_job_process(job: Path, output: Path, rows: int, log_path: Path, hide_gpu
     match = next((m for m in map(SUMMARY.search, lines) if m), None)
     if match:  # the runner's own clock: the job without the process start; the rate also without Ray's start
         seconds, startup = float(match["seconds"]), float(match["startup"])
-        run["engine"] = {"job_seconds": seconds, "startup_seconds": startup,
-                         "rows_per_second_after_startup": round(int(match["rows"]) / (seconds - startup), 1)
-                         if seconds > startup else None}
+        run["engine"] = {
+            "job_seconds": seconds,
+            "startup_seconds": startup,
+            "rows_per_second_after_startup": round(int(match["rows"]) / (seconds - startup), 1)
+            if seconds > startup
+            else None,
+        }
     else:
-        print(f"warning: no summary line in {log_path}; the engine's own timings are not recorded", file=sys.stderr)
+        print(
+            f"warning: no summary line in {log_path}; the engine's own timings are not recorded",
+            file=sys.stderr,
+        )
     return run
 
 
-def check_parity(job_path: Path, cpu_output: Path, gpu_output: Path, report_dir: Path, work_dir: Path) -> dict:
+def check_parity(
+    job_path: Path, cpu_output: Path, gpu_output: Path, report_dir: Path, work_dir: Path
+) -> dict:
     """The two outputs compared under the job's ``[parity]`` section; the verdict and the worst columns."""
-    from common.compare import compare_outputs
-    from common.job import load_job
-    from common.parity_settings import parse_parity_settings
-    from common.report import write_reports
+    from common.parity.compare import compare_outputs
+    from common.parity.report import write_reports
+    from common.spec.job import load_job
 
     job = load_job(job_path)
-    settings = parse_parity_settings(job.section("parity"), f"{job.path}: [parity]")
-    report = compare_outputs({"cpu": cpu_output, "gpu": gpu_output}, list(job.key), settings, reference="cpu",
-                             work_dir=work_dir)
+    report = compare_outputs(
+        {"cpu": cpu_output, "gpu": gpu_output}, list(job.key), job.parity, reference="cpu", work_dir=work_dir
+    )
     paths = write_reports(report, report_dir)
     data = report.to_dict()
     pair = data["pairs"][0]
-    keep = ("name", "kind", "verdict", "tolerance", "compared", "unequal", "null_mismatches", "max_abs_diff",
-            "max_ulps", "type_differs")
-    return {"ok": data["ok"], "verdict": "ok" if data["ok"] else "FAILED", "problems": data["problems"],
-            "findings": data["reference_findings"], "matched": pair["matched"], "cpu_only": pair["left_only"],
-            "gpu_only": pair["right_only"], "columns": [{k: c[k] for k in keep} for c in pair["columns"]],
-            "samples": pair["samples"][:5], "report": {k: str(p) for k, p in paths.items()}}
+    keep = (
+        "name",
+        "kind",
+        "verdict",
+        "tolerance",
+        "compared",
+        "unequal",
+        "null_mismatches",
+        "max_abs_diff",
+        "max_ulps",
+        "type_differs",
+    )
+    return {
+        "ok": data["ok"],
+        "verdict": "ok" if data["ok"] else "FAILED",
+        "problems": data["problems"],
+        "findings": data["reference_findings"],
+        "matched": pair["matched"],
+        "cpu_only": pair["left_only"],
+        "gpu_only": pair["right_only"],
+        "columns": [{k: c[k] for k in keep} for c in pair["columns"]],
+        "samples": pair["samples"][:5],
+        "report": {k: str(p) for k, p in paths.items()},
+    }
 
 
 def record_problems(gpu_run: dict, cpu_run: dict, parity: dict | None, gpu_device: str) -> list[str]:
@@ -289,7 +383,8 @@ def record_problems(gpu_run: dict, cpu_run: dict, parity: dict | None, gpu_devic
 
 
 def device_kinds(device: str | None) -> set[str]:
-    """``"cuda"``, ``"cuda:0"``, ``"cpu,cuda:0"`` (one per worker) -> ``{"cuda"}``, ``{"cuda"}``, ``{"cpu", "cuda"}``."""
+    """``"cuda"``, ``"cuda:0"``, ``"cpu,cuda:0"`` (one per worker) -> ``{"cuda"}``, ``{"cuda"}``,
+    ``{"cpu", "cuda"}``."""
     return {part.strip().split(":")[0] for part in (device or "").split(",") if part.strip()}
 
 
@@ -298,25 +393,42 @@ def check_workload(name: str, rows: int, args, gpu_device: str, out: Path, scrat
     folder = scratch / name
     gpu_ray = {"num_gpus": "auto", **({"gpu_batch_size": args.gpu_batch_size} if args.gpu_batch_size else {})}
     cpu_ray = {"num_gpus": "auto", **({"concurrency": args.cpu_concurrency} if args.cpu_concurrency else {})}
-    jobs = {side: write_job(prepared.job_path, folder / f"{side}.toml", prepared.input_dir(rows), folder / side, ray)
-            for side, ray in (("gpu", gpu_ray), ("cpu", cpu_ray))}
+    jobs = {
+        side: write_job(
+            prepared.job_path, folder / f"{side}.toml", prepared.input_dir(rows), folder / side, ray
+        )
+        for side, ray in (("gpu", gpu_ray), ("cpu", cpu_ray))
+    }
     print(f"{name}: {rows:,} rows, GPU run ...", flush=True)
     with GpuSampler(out / "logs" / f"{name}-nvidia-smi.csv") as sampler:
-        gpu_run = run_job_process(jobs["gpu"], folder / "gpu", rows, out / "logs" / f"{name}-gpu.log", False, args.timeout)
+        gpu_run = run_job_process(
+            jobs["gpu"], folder / "gpu", rows, out / "logs" / f"{name}-gpu.log", False, args.timeout
+        )
     print(f"{name}: CPU baseline ...", flush=True)
-    cpu_run = run_job_process(jobs["cpu"], folder / "cpu", rows, out / "logs" / f"{name}-cpu.log", True, args.timeout)
+    cpu_run = run_job_process(
+        jobs["cpu"], folder / "cpu", rows, out / "logs" / f"{name}-cpu.log", True, args.timeout
+    )
     parity = None
     if not gpu_run["error"] and not cpu_run["error"]:
         parity = check_parity(jobs["cpu"], folder / "cpu", folder / "gpu", out / name, folder / "parity-work")
         parity["report"] = {k: os.path.relpath(p, out) for k, p in parity["report"].items()}
-    for run in (gpu_run, cpu_run):  # the folder travels (from the GPU machine, into git): paths relative to it
+    for run in (
+        gpu_run,
+        cpu_run,
+    ):  # the folder travels (from the GPU machine, into git): paths relative to it
         run["log"] = os.path.relpath(run["log"], out)
     return {
-        "workload": name, "rows": rows, "files": args.files, "ray_settings": {"gpu": gpu_ray, "cpu": cpu_ray},
-        "gpu_run": gpu_run, "cpu_run": cpu_run, "gpu_utilization": sampler.summary(),
+        "workload": name,
+        "rows": rows,
+        "files": args.files,
+        "ray_settings": {"gpu": gpu_ray, "cpu": cpu_ray},
+        "gpu_run": gpu_run,
+        "cpu_run": cpu_run,
+        "gpu_utilization": sampler.summary(),
         "gpu_over_cpu": _ratio(_rate(gpu_run), _rate(cpu_run)),
         "gpu_over_cpu_after_startup": _ratio(_rate(gpu_run, True), _rate(cpu_run, True)),
-        "parity": parity, "problems": record_problems(gpu_run, cpu_run, parity, gpu_device),
+        "parity": parity,
+        "problems": record_problems(gpu_run, cpu_run, parity, gpu_device),
     }
 
 
@@ -332,12 +444,15 @@ def _ratio(gpu: float | None, cpu: float | None) -> float | None:
 
 # --- results --------------------------------------------------------------------------------------
 
+
 def exit_status(records: list[dict]) -> int:
     return 1 if any(r["problems"] for r in records) else 0
 
 
 def write_results(out: Path, meta: dict, records: list[dict]) -> None:
-    (out / "results.json").write_text(json.dumps({"meta": meta, "workloads": records}, indent=1, default=str) + "\n")
+    (out / "results.json").write_text(
+        json.dumps({"meta": meta, "workloads": records}, indent=1, default=str) + "\n"
+    )
     (out / "results.md").write_text(render_markdown(meta, records))
 
 
@@ -348,11 +463,16 @@ def _show(value: float | None, fmt: str = "{:,.0f}") -> str:
 def render_markdown(meta: dict, records: list[dict]) -> str:
     machine = meta["machine"]
     lines = [
-        f"# GPU check {meta['started']}", "",
-        f"Device: {machine['device']}; {machine['cpus']} CPUs ({machine['cpu_model']}), {machine['memory_gib']} GiB. "
-        f"torch {meta['versions'].get('torch')}, ray {meta['versions'].get('ray')}, commit {meta['versions'].get('commit')}.",
-        f"Command: `{meta['command']}`", "",
-        "| workload | rows | GPU rows/s | CPU rows/s | GPU/CPU | GPU util mean / max % | peak GPU MiB | parity |",
+        f"# GPU check {meta['started']}",
+        "",
+        f"Device: {machine['device']}; {machine['cpus']} CPUs ({machine['cpu_model']}), "
+        f"{machine['memory_gib']} GiB. "
+        f"torch {meta['versions'].get('torch')}, ray {meta['versions'].get('ray')}, commit "
+        f"{meta['versions'].get('commit')}.",
+        f"Command: `{meta['command']}`",
+        "",
+        "| workload | rows | GPU rows/s | CPU rows/s | GPU/CPU | GPU util mean / max % | peak GPU MiB | "
+        "parity |",
         "|---|---:|---:|---:|---:|---:|---:|---|",
     ]
     for r in records:
@@ -361,14 +481,20 @@ def render_markdown(meta: dict, records: list[dict]) -> str:
             continue
         gpu, util = r["gpu_run"], r["gpu_utilization"]
         lines.append(
-            f"| {r['workload']} | {r['rows']:,} | {_show(gpu['rows_per_second'])} ({gpu['device'] or 'failed'}) | "
+            f"| {r['workload']} | {r['rows']:,} | {_show(gpu['rows_per_second'])} "
+            f"({gpu['device'] or 'failed'}) | "
             f"{_show(r['cpu_run']['rows_per_second'])} | "
             f"{_show(r['gpu_over_cpu'], '{:.2f}')} | {_show(util['utilization_mean'], '{:.0f}')} / "
             f"{_show(util['utilization_max'], '{:.0f}')} | {_show(util['memory_peak_mib'])} | "
-            f"{r['parity']['verdict'] if r['parity'] else 'not checked'} |")
-    lines += ["", "Rows/s: rows / wall seconds of the whole `python -m common.cli run` process (imports and Ray's start "
-              "included); `results.json` also has the runner's own rate after the engine's start. GPU utilisation: "
-              f"`nvidia-smi` every {SAMPLE_MS} ms from before the GPU run's process starts to after it ends."]
+            f"{r['parity']['verdict'] if r['parity'] else 'not checked'} |"
+        )
+    lines += [
+        "",
+        "Rows/s: rows / wall seconds of the whole `python -m common.cli run` process (imports and Ray's "
+        "start "
+        "included); `results.json` also has the runner's own rate after the engine's start. GPU utilisation: "
+        f"`nvidia-smi` every {SAMPLE_MS} ms from before the GPU run's process starts to after it ends.",
+    ]
     for r in records:
         util = r.get("gpu_utilization") or {}
         if util.get("reason"):
@@ -389,15 +515,28 @@ def main(argv: list[str] | None = None) -> int:
     out = args.out or RESULTS / ("gpu" if gpu_device == "cuda" else "") / f"{started:%Y%m%d-%H%M%S}-gpu-check"
     (out / "logs").mkdir(parents=True, exist_ok=True)
     if os.environ.get("RAY_ADDRESS"):
-        print(f"warning: RAY_ADDRESS={os.environ['RAY_ADDRESS']} is ignored: each job starts Ray locally",
-              file=sys.stderr)
+        print(
+            f"warning: RAY_ADDRESS={os.environ['RAY_ADDRESS']} is ignored: each job starts Ray locally",
+            file=sys.stderr,
+        )
     if problem:
         print(f"warning: no CUDA device visible ({problem}): the 'GPU' runs use the CPU", file=sys.stderr)
-    meta = {"started": started.isoformat(timespec="seconds"),
-            "command": " ".join(["python -m benchmarks.gpu_check", *(sys.argv[1:] if argv is None else argv)]),
-            "machine": machine_info(), "versions": versions(), "gpu_run_device": gpu_device, "no_cuda_reason": problem,
-            "config": {"workloads": args.workloads, "rows": args.rows, "files": args.files, "seed": args.seed,
-                       "gpu_batch_size": args.gpu_batch_size, "cpu_concurrency": args.cpu_concurrency}}
+    meta = {
+        "started": started.isoformat(timespec="seconds"),
+        "command": " ".join(["python -m benchmarks.gpu_check", *(sys.argv[1:] if argv is None else argv)]),
+        "machine": machine_info(),
+        "versions": versions(),
+        "gpu_run_device": gpu_device,
+        "no_cuda_reason": problem,
+        "config": {
+            "workloads": args.workloads,
+            "rows": args.rows,
+            "files": args.files,
+            "seed": args.seed,
+            "gpu_batch_size": args.gpu_batch_size,
+            "cpu_concurrency": args.cpu_concurrency,
+        },
+    }
     print(f"gpu check -> {out}", flush=True)
     records = []
     # The jobs' outputs stay outside ``out``: a killed check must not leave them in a git-kept folder.
@@ -407,7 +546,11 @@ def main(argv: list[str] | None = None) -> int:
                 record = check_workload(name, args.rows[name], args, gpu_device, out, Path(scratch))
             except Exception as exc:  # recorded; the other workloads still run
                 traceback.print_exc()
-                record = {"workload": name, "rows": args.rows[name], "problems": [f"{type(exc).__name__}: {exc}"[:500]]}
+                record = {
+                    "workload": name,
+                    "rows": args.rows[name],
+                    "problems": [f"{type(exc).__name__}: {exc}"[:500]],
+                }
             records.append(record)
             meta["seconds"] = round((dt.datetime.now() - started).total_seconds(), 1)
             write_results(out, meta, records)  # after every workload: a killed run keeps what it finished

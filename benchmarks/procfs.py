@@ -18,7 +18,12 @@ from pathlib import Path
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 KIB_PER_MIB = 1024
-RAY_SYSTEM_COMMS = ("raylet", "gcs_server", "ray::DashboardA", "ray::RuntimeEnv")  # comm is cut at 15 characters
+RAY_SYSTEM_COMMS = (
+    "raylet",
+    "gcs_server",
+    "ray::DashboardA",
+    "ray::RuntimeEnv",
+)  # comm is cut at 15 characters
 RAY_SYSTEM_SCRIPTS = ("dashboard.py", "log_monitor.py", "monitor.py", "agent.py")
 
 
@@ -37,15 +42,24 @@ def _stat_fields(pid: int) -> list[str] | None:
     return text.rsplit(")", 1)[1].split()  # the name (field 2) may hold spaces and parentheses
 
 
+def stat(pid: int) -> tuple[int, int, int] | None:
+    """(parent pid, process group, start time in clock ticks) of ``pid``; None when it is gone."""
+    fields = _stat_fields(pid)
+    return None if fields is None else (int(fields[1]), int(fields[2]), int(fields[19]))
+
+
+def process_table() -> dict[int, tuple[int, int, int]]:
+    """pid -> ``stat(pid)`` for every process on the machine."""
+    table = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and (info := stat(int(entry))) is not None:
+            table[int(entry)] = info
+    return table
+
+
 def parents() -> dict[int, int]:
     """pid -> parent pid for every process on the machine."""
-    result = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            fields = _stat_fields(int(entry))
-            if fields is not None:
-                result[int(entry)] = int(fields[1])
-    return result
+    return {pid: info[0] for pid, info in process_table().items()}
 
 
 def descendants(root: int) -> list[int]:
@@ -143,7 +157,7 @@ class TreeSampler:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="tree-sampler", daemon=True)
 
-    def __enter__(self) -> "TreeSampler":
+    def __enter__(self) -> TreeSampler:
         self._thread.start()
         return self
 

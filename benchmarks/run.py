@@ -28,32 +28,77 @@ from pathlib import Path
 
 from benchmarks import report
 from benchmarks.contenders import ALL, ENGINE, EXECUTORS
-from benchmarks.workloads import DEFAULT_CACHE, PRESETS, REPO, available_workloads, default_files, plan_sizes, prepare
+from benchmarks.workloads import (
+    DEFAULT_CACHE,
+    PRESETS,
+    REPO,
+    available_workloads,
+    default_files,
+    plan_sizes,
+    prepare,
+)
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--size", default=os.environ.get("BENCH_SIZE", "default"),
-                        help=f"a preset ({', '.join(PRESETS)}) or rows for every workload, e.g. 100000,1000000 "
-                             "(default: $BENCH_SIZE or 'default')")
-    parser.add_argument("--workloads", help="comma-separated (default: every example with build.py and job.toml)")
-    parser.add_argument("--contenders", default=",".join(ALL), help=f"comma-separated subset of {','.join(ALL)}")
-    parser.add_argument("--repeat", type=int, default=int(os.environ.get("BENCH_REPEAT", "1")),
-                        help="at least this many warm runs after the cold one, per trial (0: measure the cold run)")
-    parser.add_argument("--min-time", type=float, default=2.0,
-                        help="more warm runs (up to 10) until they add up to this many seconds, for fast contenders")
-    parser.add_argument("--no-scaling", action="store_true", help="skip the executors' extra sizes (throughput and memory vs size)")
-    parser.add_argument("--isolation", choices=("contender", "engine"), default="contender",
-                        help="a fresh process per contender and size (default), or one per engine and workload")
-    parser.add_argument("--files", type=int, default=default_files(), help="Parquet files per input (default: 2 x CPUs)")
-    parser.add_argument("--out", type=Path, help="results folder (default: benchmarks/results/[gpu/]<timestamp>)")
-    parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help="where built workloads are kept between runs")
-    parser.add_argument("--timeout", type=float, default=3600, help="seconds before one benchmark process is killed")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--size",
+        default=os.environ.get("BENCH_SIZE", "default"),
+        help=f"a preset ({', '.join(PRESETS)}) or rows for every workload, e.g. 100000,1000000 "
+        "(default: $BENCH_SIZE or 'default')",
+    )
+    parser.add_argument(
+        "--workloads", help="comma-separated (default: every example with build.py and job.toml)"
+    )
+    parser.add_argument(
+        "--contenders", default=",".join(ALL), help=f"comma-separated subset of {','.join(ALL)}"
+    )
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=int(os.environ.get("BENCH_REPEAT", "1")),
+        help="at least this many warm runs after the cold one, per trial (0: measure the cold run)",
+    )
+    parser.add_argument(
+        "--min-time",
+        type=float,
+        default=2.0,
+        help="more warm runs (up to 10) until they add up to this many seconds, for fast contenders",
+    )
+    parser.add_argument(
+        "--no-scaling",
+        action="store_true",
+        help="skip the executors' extra sizes (throughput and memory vs size)",
+    )
+    parser.add_argument(
+        "--isolation",
+        choices=("contender", "engine"),
+        default="contender",
+        help="a fresh process per contender and size (default), or one per engine and workload",
+    )
+    parser.add_argument(
+        "--files", type=int, default=default_files(), help="Parquet files per input (default: 2 x CPUs)"
+    )
+    parser.add_argument(
+        "--out", type=Path, help="results folder (default: benchmarks/results/[gpu/]<timestamp>)"
+    )
+    parser.add_argument(
+        "--cache", type=Path, default=DEFAULT_CACHE, help="where built workloads are kept between runs"
+    )
+    parser.add_argument(
+        "--timeout", type=float, default=3600, help="seconds before one benchmark process is killed"
+    )
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--rewrite-report", type=Path, metavar="DIR",
-                        help="only rewrite DIR's results.md, results.json summaries and throughput.png from its trials")
+    parser.add_argument(
+        "--rewrite-report",
+        type=Path,
+        metavar="DIR",
+        help="only rewrite DIR's results.md, results.json summaries and throughput.png from its trials",
+    )
     args = parser.parse_args(argv)
     if args.rewrite_report:
         return args
@@ -87,8 +132,12 @@ def plan_trials(args, sizes: dict[str, dict[str, list[int]]]) -> list[tuple[str,
     groups = []
     for workload in args.workloads:
         table, scaling = sizes[workload]["table"], sizes[workload]["scaling"]
-        trials = [(c, rows) for rows in sorted(set(table) | set(scaling)) for c in order
-                  if rows in table or c in EXECUTORS]
+        trials = [
+            (c, rows)
+            for rows in sorted(set(table) | set(scaling))
+            for c in order
+            if rows in table or c in EXECUTORS
+        ]
         if args.isolation == "contender":
             groups += [(workload, [t]) for t in trials]
         else:
@@ -103,41 +152,82 @@ def plan_trials(args, sizes: dict[str, dict[str, list[int]]]) -> list[tuple[str,
 def run_process(workload: str, trials: list[tuple[str, int]], prepared, args, out: Path, index: int) -> dict:
     """Runs one benchmark process and returns its result (or an error for each of its trials)."""
     label = f"{index:03d}-{workload}-{trials[0][0]}-{trials[0][1]}"
-    spec_path, result_path, log_path = out / "specs" / f"{label}.json", out / "specs" / f"{label}.result.json", out / "logs" / f"{label}.log"
+    spec_path, result_path, log_path = (
+        out / "specs" / f"{label}.json",
+        out / "specs" / f"{label}.result.json",
+        out / "logs" / f"{label}.log",
+    )
     spec = {
-        "workload": workload, "job": str(prepared.job_path), "repeat": args.repeat, "min_time": args.min_time, "scratch": str(out / ".scratch" / label),
+        "workload": workload,
+        "job": str(prepared.job_path),
+        "repeat": args.repeat,
+        "min_time": args.min_time,
+        "scratch": str(out / ".scratch" / label),
         "trials": [{"contender": c, "rows": r, "input": str(prepared.input_dir(r))} for c, r in trials],
-        "result": str(result_path), "spawned_at": time.time(),
+        "result": str(result_path),
+        "spawned_at": time.time(),
     }
     spec_path.write_text(json.dumps(spec, indent=1))
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
-           "PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable, "RAY_ENABLE_UV_RUN_RUNTIME_ENV": "0"}
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+        "PYSPARK_PYTHON": sys.executable,
+        "PYSPARK_DRIVER_PYTHON": sys.executable,
+        "RAY_ENABLE_UV_RUN_RUNTIME_ENV": "0",
+    }
     env.pop("RAY_ADDRESS", None)  # the jobs start Ray locally; main() warns when this was set
     with open(log_path, "w") as log:
-        child = subprocess.Popen([sys.executable, "-m", "benchmarks.trial", str(spec_path)], cwd=REPO, env=env,
-                                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        child = subprocess.Popen(
+            [sys.executable, "-m", "benchmarks.trial", str(spec_path)],
+            cwd=REPO,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         try:
             child.wait(timeout=args.timeout)
         except subprocess.TimeoutExpired:
-            os.killpg(child.pid, signal.SIGKILL)  # its own session: the JVM, Ray and pool processes it started
+            os.killpg(
+                child.pid, signal.SIGKILL
+            )  # its own session: the JVM, Ray and pool processes it started
             child.wait()
     shutil.rmtree(out / ".scratch" / label, ignore_errors=True)
     if child.returncode == 0 and result_path.exists():
         return json.loads(result_path.read_text())
     tail = log_path.read_text().strip().splitlines()[-1:] if log_path.exists() else []
     reason = f"benchmark process exited with {child.returncode}: {tail[0] if tail else ''} (log: {log_path})"
-    return {"workload": workload, "trials": [{"contender": c, "rows": r, "runs": [], "error": reason} for c, r in trials]}
+    return {
+        "workload": workload,
+        "trials": [{"contender": c, "rows": r, "runs": [], "error": reason} for c, r in trials],
+    }
 
 
 def machine_info() -> dict:
-    cpu_model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                      if line.startswith("model name")), platform.processor() or "unknown")
-    mem_kib = next(int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines() if line.startswith("MemTotal"))
+    cpu_model = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor() or "unknown",
+    )
+    mem_kib = next(
+        int(line.split()[1])
+        for line in Path("/proc/meminfo").read_text().splitlines()
+        if line.startswith("MemTotal")
+    )
     import torch
 
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
-    return {"cpu_model": cpu_model, "cpus": os.cpu_count(), "memory_gib": round(mem_kib / 2**20, 1),
-            "gpu": gpu, "device": f"cuda ({gpu})" if gpu else "cpu (no CUDA device)", "platform": platform.platform()}
+    return {
+        "cpu_model": cpu_model,
+        "cpus": os.cpu_count(),
+        "memory_gib": round(mem_kib / 2**20, 1),
+        "gpu": gpu,
+        "device": f"cuda ({gpu})" if gpu else "cpu (no CUDA device)",
+        "platform": platform.platform(),
+    }
 
 
 def versions() -> dict:
@@ -149,8 +239,12 @@ def versions() -> dict:
         except importlib.metadata.PackageNotFoundError:
             found[name] = None
     try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain"], cwd=REPO, capture_output=True, text=True).stdout.strip()
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain"], cwd=REPO, capture_output=True, text=True
+        ).stdout.strip()
         found["commit"] = commit + ("+dirty" if dirty else "")
     except OSError:
         found["commit"] = None
@@ -159,7 +253,9 @@ def versions() -> dict:
 
 def summarize_and_write(out: Path, meta: dict, results: list[dict]) -> list[dict]:
     """Summaries, ratios and targets from the trial records; writes the three result files."""
-    summaries = [report.summarize(result["workload"], record) for result in results for record in result["trials"]]
+    summaries = [
+        report.summarize(result["workload"], record) for result in results for record in result["trials"]
+    ]
     table_sizes = {w: sizes["table"] for w, sizes in meta["config"]["sizes"].items()}
     report.add_ratios(summaries, table_sizes)
     report.write(out, meta, summaries, report.evaluate_targets(summaries, table_sizes), results)
@@ -181,9 +277,16 @@ def main(argv: list[str] | None = None) -> int:
         folder.mkdir(parents=True, exist_ok=True)
     load_start = os.getloadavg()[0]
     if os.environ.get("RAY_ADDRESS"):
-        print(f"warning: RAY_ADDRESS={os.environ['RAY_ADDRESS']} is ignored: the benchmark starts Ray locally", file=sys.stderr)
+        print(
+            f"warning: RAY_ADDRESS={os.environ['RAY_ADDRESS']} is ignored: the benchmark starts Ray locally",
+            file=sys.stderr,
+        )
     sizes = plan_sizes(None if args.rows else args.size, args.rows, args.workloads, not args.no_scaling)
-    print(f"benchmark -> {out}\nworkloads: {', '.join(args.workloads)}; contenders: {', '.join(args.contenders)}", flush=True)
+    print(
+        f"benchmark -> {out}\nworkloads: {', '.join(args.workloads)}; contenders: "
+        f"{', '.join(args.contenders)}",
+        flush=True,
+    )
     prepared = {}
     for workload in args.workloads:
         all_sizes = sorted(set(sizes[workload]["table"]) | set(sizes[workload]["scaling"]))
@@ -198,10 +301,22 @@ def main(argv: list[str] | None = None) -> int:
         for record in result["trials"]:
             print(_progress(index, len(groups), report.summarize(workload, record)), flush=True)
     meta = {
-        "started": started.isoformat(timespec="seconds"), "seconds": round((dt.datetime.now() - started).total_seconds(), 1),
-        "machine": machine, "versions": versions(), "load_average": [load_start, os.getloadavg()[0]],
-        "config": {"size": args.size, "sizes": sizes, "workloads": args.workloads, "contenders": args.contenders,
-                   "repeat": args.repeat, "min_time": args.min_time, "isolation": args.isolation, "files": args.files, "seed": args.seed},
+        "started": started.isoformat(timespec="seconds"),
+        "seconds": round((dt.datetime.now() - started).total_seconds(), 1),
+        "machine": machine,
+        "versions": versions(),
+        "load_average": [load_start, os.getloadavg()[0]],
+        "config": {
+            "size": args.size,
+            "sizes": sizes,
+            "workloads": args.workloads,
+            "contenders": args.contenders,
+            "repeat": args.repeat,
+            "min_time": args.min_time,
+            "isolation": args.isolation,
+            "files": args.files,
+            "seed": args.seed,
+        },
         "builds": {w: p.build_metrics for w, p in prepared.items()},
     }
     summaries = summarize_and_write(out, meta, results)
@@ -209,7 +324,11 @@ def main(argv: list[str] | None = None) -> int:
     print((out / "results.md").read_text())
     failed = [s for s in summaries if s.get("error") or s.get("output_check") not in ("ok", None)]
     for s in failed:
-        print(f"FAILED: {s['workload']} {s['rows']:,} {s['contender']}: {s.get('error') or s.get('output_check')}", file=sys.stderr)
+        print(
+            f"FAILED: {s['workload']} {s['rows']:,} {s['contender']}: "
+            f"{s.get('error') or s.get('output_check')}",
+            file=sys.stderr,
+        )
     return 1 if failed else 0
 
 
@@ -217,9 +336,11 @@ def _progress(index: int, total: int, s: dict) -> str:
     head = f"[{index + 1}/{total}] {s['workload']} {s['rows']:,} rows {s['contender']}"
     if not s.get("job_rows_per_second"):
         return f"{head}: failed: {s.get('error')}"
-    return (f"{head}: {s['job_rows_per_second']:,.0f} rows/s {s['measured_on']} ({s['seconds']['rounds']} runs), "
-            f"startup {s['startup_seconds']:.1f} s, first run {s['first_run_seconds']:.1f} s, "
-            f"CPU {s['cpu_seconds_per_million_rows']:,.1f} s per 1M rows, load {s['load_average'][1]:.1f}")
+    return (
+        f"{head}: {s['job_rows_per_second']:,.0f} rows/s {s['measured_on']} ({s['seconds']['rounds']} runs), "
+        f"startup {s['startup_seconds']:.1f} s, first run {s['first_run_seconds']:.1f} s, "
+        f"CPU {s['cpu_seconds_per_million_rows']:,.1f} s per 1M rows, load {s['load_average'][1]:.1f}"
+    )
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ from benchmarks.workloads import REPO
 ROWS = {"text_classification": 256, "generation": 64}
 # On the GPU machine there is no pyspark: every process of the check (the check, the jobs, Ray's
 # workers) starts with this sitecustomize, which makes importing pyspark fail.
-NO_PYSPARK = '''
+NO_PYSPARK = """
 import sys
 
 
@@ -37,15 +37,18 @@ class NoPyspark:
 
 
 sys.meta_path.insert(0, NoPyspark())
-'''
+"""
 
 
 def env_without_pyspark(tmp_path: Path) -> dict[str, str]:
     blocker = tmp_path / "no_pyspark"
     blocker.mkdir()
     (blocker / "sitecustomize.py").write_text(NO_PYSPARK)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(blocker), str(REPO), os.environ.get("PYTHONPATH")])),
-           "CUDA_VISIBLE_DEVICES": ""}
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(blocker), str(REPO), os.environ.get("PYTHONPATH")])),
+        "CUDA_VISIBLE_DEVICES": "",
+    }
     env.pop("RAY_ADDRESS", None)
     probe = subprocess.run([sys.executable, "-c", "import pyspark"], env=env, capture_output=True, text=True)
     assert probe.returncode != 0 and "blocked" in probe.stderr, "the pyspark blocker is not loaded"
@@ -58,8 +61,23 @@ def test_check_runs_end_to_end_on_cpu(tmp_path):
     out = tmp_path / "results"
     rows = ",".join(f"{name}={count}" for name, count in ROWS.items())
     done = subprocess.run(
-        [sys.executable, "-m", "benchmarks.gpu_check", "--allow-cpu", "--rows", rows, "--out", str(out), "--timeout", "300"],
-        cwd=REPO, env=env_without_pyspark(tmp_path), capture_output=True, text=True, timeout=900,
+        [
+            sys.executable,
+            "-m",
+            "benchmarks.gpu_check",
+            "--allow-cpu",
+            "--rows",
+            rows,
+            "--out",
+            str(out),
+            "--timeout",
+            "300",
+        ],
+        cwd=REPO,
+        env=env_without_pyspark(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=900,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     data = json.loads((out / "results.json").read_text())
@@ -87,23 +105,47 @@ def test_check_runs_end_to_end_on_cpu(tmp_path):
         assert parity["cpu_only"] == parity["gpu_only"] == 0
         columns = {c["name"]: c for c in parity["columns"]}
         assert all(c["unequal"] == 0 for c in columns.values())
-        assert {"text_classification": {"label", "score"}, "generation": {"generated", "num_tokens"}}[name] <= set(columns)
+        assert {"text_classification": {"label", "score"}, "generation": {"generated", "num_tokens"}}[
+            name
+        ] <= set(columns)
         assert (out / parity["report"]["json"]).is_file() and (out / parity["report"]["html"]).is_file()
     table = (out / "results.md").read_text()
     assert "| workload | rows | GPU rows/s | CPU rows/s | GPU/CPU |" in table
     for name, count in ROWS.items():
         assert f"| {name} | {count:,} |" in table
-    assert sorted(p.name for p in out.iterdir()) == ["generation", "logs", "results.json", "results.md", "text_classification"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "generation",
+        "logs",
+        "results.json",
+        "results.md",
+        "text_classification",
+    ]
 
 
 def test_no_cuda_is_one_line_and_exit_2(tmp_path):
     done = subprocess.run(
-        [sys.executable, "-m", "benchmarks.gpu_check", "--out", str(tmp_path / "results"), "--cache", str(tmp_path / "cache")],
-        cwd=REPO, env=env_without_pyspark(tmp_path), capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "benchmarks.gpu_check",
+            "--out",
+            str(tmp_path / "results"),
+            "--cache",
+            str(tmp_path / "cache"),
+        ],
+        cwd=REPO,
+        env=env_without_pyspark(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert done.returncode == 2
-    assert done.stderr.startswith("no CUDA device visible: ") and len(done.stderr.strip().splitlines()) == 1, done.stderr
-    assert not (tmp_path / "results").exists() and not (tmp_path / "cache").exists()  # stopped before building
+    assert (
+        done.stderr.startswith("no CUDA device visible: ") and len(done.stderr.strip().splitlines()) == 1
+    ), done.stderr
+    assert (
+        not (tmp_path / "results").exists() and not (tmp_path / "cache").exists()
+    )  # stopped before building
 
 
 def test_nvidia_smi_output_is_parsed():
@@ -115,15 +157,24 @@ def test_nvidia_smi_output_is_parsed():
     assert other == ["1, [N/A], 3"]
     summary = gpu_check.summarize_gpu_samples(samples, other)
     assert summary["gpu_index"] == 0 and summary["gpus"] == 2 and summary["samples"] == 7
-    assert summary["utilization_mean"] == pytest.approx(45.5) and summary["utilization_p50"] == pytest.approx(43.5)
+    assert summary["utilization_mean"] == pytest.approx(45.5) and summary["utilization_p50"] == pytest.approx(
+        43.5
+    )
     assert summary["utilization_max"] == 95 and summary["utilization_busy_mean"] == pytest.approx(91.0)
-    assert summary["memory_before_mib"] == 512 and summary["memory_peak_mib"] == 10300 and summary["reason"] is None
+    assert (
+        summary["memory_before_mib"] == 512
+        and summary["memory_peak_mib"] == 10300
+        and summary["reason"] is None
+    )
 
 
 def test_sampler_starts_and_stops_nvidia_smi(tmp_path, monkeypatch):
     fake = tmp_path / "bin" / "nvidia-smi"  # prints like the real one, every 20 ms, until stopped
     fake.parent.mkdir()
-    fake.write_text('#!/bin/sh\ni=0\nwhile true; do echo "0, $((i % 2 * 90)), $((1000 + i))"; i=$((i + 1)); sleep 0.02; done\n')
+    fake.write_text(
+        '#!/bin/sh\ni=0\nwhile true; do echo "0, $((i % 2 * 90)), $((1000 + i))"; i=$((i + 1)); sleep '
+        "0.02; done\n"
+    )
     fake.chmod(0o755)
     monkeypatch.setenv("PATH", f"{fake.parent}{os.pathsep}{os.environ['PATH']}")
     with gpu_check.GpuSampler(tmp_path / "samples.csv") as sampler:
@@ -138,15 +189,19 @@ def test_sampler_starts_and_stops_nvidia_smi(tmp_path, monkeypatch):
 def test_nvidia_smi_failure_gives_a_reason_not_numbers():
     failed = "NVIDIA-SMI has failed because it couldn't communicate with the NVIDIA driver.\n"
     summary = gpu_check.summarize_gpu_samples(*gpu_check.parse_nvidia_smi(failed))
-    assert summary["samples"] == 0 and summary["utilization_mean"] is None and summary["memory_peak_mib"] is None
+    assert (
+        summary["samples"] == 0 and summary["utilization_mean"] is None and summary["memory_peak_mib"] is None
+    )
     assert summary["reason"].startswith("NVIDIA-SMI has failed")
 
 
 def write_output(folder: Path, labels: list[int]) -> Path:
     folder.mkdir(parents=True)
     scores = [0.25 + 0.5 * label for label in labels]
-    pq.write_table(pa.table({"id": pa.array(range(len(labels)), pa.int64()), "label": labels, "score": scores}),
-                   folder / "part-00000.parquet")
+    pq.write_table(
+        pa.table({"id": pa.array(range(len(labels)), pa.int64()), "label": labels, "score": scores}),
+        folder / "part-00000.parquet",
+    )
     return folder
 
 
@@ -176,19 +231,33 @@ def test_a_parity_failure_exits_1(tmp_path):
 
 def test_a_run_on_the_wrong_device_fails():
     cpu_run = {"error": None, "device": "cpu", "log": "cpu.log"}
-    for device in ("cuda", "cuda:0", "cuda:0,cuda:1"):  # the manifest's device: the engine's, or what each worker noted
-        assert gpu_check.record_problems({**cpu_run, "device": device}, cpu_run, {"problems": []}, "cuda") == []
+    for device in (
+        "cuda",
+        "cuda:0",
+        "cuda:0,cuda:1",
+    ):  # the manifest's device: the engine's, or what each worker noted
+        assert (
+            gpu_check.record_problems({**cpu_run, "device": device}, cpu_run, {"problems": []}, "cuda") == []
+        )
     for device in ("cpu", "cpu,cuda:0"):
         problems = gpu_check.record_problems({**cpu_run, "device": device}, cpu_run, {"problems": []}, "cuda")
         assert problems == [f"GPU run ran on {device}, not cuda (its _manifest.json)"]
-    problems = gpu_check.record_problems({**cpu_run, "device": "cuda:0"}, {**cpu_run, "device": "cuda:0"}, None, "cuda")
-    assert problems == ["CPU run ran on cuda:0, not cpu (its _manifest.json)", "parity not checked: a run failed"]
+    problems = gpu_check.record_problems(
+        {**cpu_run, "device": "cuda:0"}, {**cpu_run, "device": "cuda:0"}, None, "cuda"
+    )
+    assert problems == [
+        "CPU run ran on cuda:0, not cpu (its _manifest.json)",
+        "parity not checked: a run failed",
+    ]
 
 
 def test_rows_per_workload():
     workloads = ["text_classification", "generation"]
     assert gpu_check.parse_rows(None, workloads) == {"text_classification": 200_000, "generation": 20_000}
-    assert gpu_check.parse_rows("1_000,generation=64", workloads) == {"text_classification": 1_000, "generation": 64}
+    assert gpu_check.parse_rows("1_000,generation=64", workloads) == {
+        "text_classification": 1_000,
+        "generation": 64,
+    }
     for bad in ("images=5", "generation=0", "many"):
         with pytest.raises(ValueError, match="--rows"):
             gpu_check.parse_rows(bad, workloads)

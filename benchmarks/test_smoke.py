@@ -24,10 +24,25 @@ ROWS = PRESETS["smoke"]["table"][WORKLOAD][0]
 @pytest.fixture(scope="module")
 def results(tmp_path_factory):
     out = tmp_path_factory.mktemp("bench")
-    status = run.main([
-        "--size", "smoke", "--workloads", WORKLOAD, "--isolation", "engine", "--repeat", "0", "--no-scaling",
-        "--out", str(out / "results"), "--cache", str(out / "cache"), "--timeout", "300",
-    ])
+    status = run.main(
+        [
+            "--size",
+            "smoke",
+            "--workloads",
+            WORKLOAD,
+            "--isolation",
+            "engine",
+            "--repeat",
+            "0",
+            "--no-scaling",
+            "--out",
+            str(out / "results"),
+            "--cache",
+            str(out / "cache"),
+            "--timeout",
+            "300",
+        ]
+    )
     return status, out / "results"
 
 

@@ -10,33 +10,30 @@ deleted. The results go to the JSON file the spec names.
 
 from __future__ import annotations
 
+import json
+import os
+import shutil
+import sys
 import time
+import traceback
+from pathlib import Path
 
-PROCESS_STARTED = time.time()  # before the heavy imports: they are part of a job's end-to-end time
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
-import json  # noqa: E402
-import os  # noqa: E402
-import shutil  # noqa: E402
-import sys  # noqa: E402
-import traceback  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-import pyarrow as pa  # noqa: E402
-import pyarrow.compute as pc  # noqa: E402
-import pyarrow.parquet as pq  # noqa: E402
-
-from benchmarks import procfs  # noqa: E402
-from benchmarks.contenders import ENGINE, make  # noqa: E402
-from common.bundle import load_bundle  # noqa: E402
-from common.job import load_job  # noqa: E402
-from common.output import data_files  # noqa: E402
+from benchmarks import procfs
+from benchmarks.contenders import ENGINE, make
+from common.run.output import output_files
+from common.spec.bundle import load_bundle
+from common.spec.job import load_job
 
 MAX_WARM_RUNS = 10
 
 
 def output_digest(folder: Path, key: str, outputs: list[str]) -> dict:
     """Rows, the key's sum and each output's sum (strings: total length) and null count."""
-    files = data_files(folder)
+    files = output_files(folder)
     table = pa.concat_tables(pq.read_table(f, columns=[key, *outputs]) for f in files) if files else None
     digest = {"rows": 0 if table is None else table.num_rows}
     if table is None:
@@ -47,7 +44,11 @@ def output_digest(folder: Path, key: str, outputs: list[str]) -> dict:
             column = pc.utf8_length(column)
         elif pa.types.is_floating(column.type):
             column = pc.if_else(pc.is_nan(column), None, column)
-        if pa.types.is_integer(column.type) or pa.types.is_floating(column.type) or pa.types.is_boolean(column.type):
+        if (
+            pa.types.is_integer(column.type)
+            or pa.types.is_floating(column.type)
+            or pa.types.is_boolean(column.type)
+        ):
             total = pc.sum(pc.cast(column, pa.float64())).as_py()
             digest[name] = {"sum": total, "nulls": column.null_count}
     return digest
@@ -67,7 +68,9 @@ def measure(sampler: procfs.TreeSampler, call) -> tuple[dict, object]:
         "cpu_seconds_by_kind": {kind: round(seconds, 3) for kind, seconds in sorted(cpu.items())},
         "driver_peak_mib": round((procfs.status_kib("self", "VmHWM") or 0) / procfs.KIB_PER_MIB, 1),
         "workers_peak_mib": round(workers.total_kib / procfs.KIB_PER_MIB, 1),
-        "workers_peak_by_kind_mib": {k: round(v / procfs.KIB_PER_MIB, 1) for k, v in sorted(workers.by_kind_kib.items())},
+        "workers_peak_by_kind_mib": {
+            k: round(v / procfs.KIB_PER_MIB, 1) for k, v in sorted(workers.by_kind_kib.items())
+        },
         "workers_processes": workers.processes,
         "memory_samples": workers.samples,
         "load_before": round(load_before, 2),
@@ -76,15 +79,26 @@ def measure(sampler: procfs.TreeSampler, call) -> tuple[dict, object]:
     return usage, value
 
 
-def measure_run(sampler, contender, item: dict, scratch: Path, key: str, outputs: list[str], kind: str) -> dict:
+def measure_run(
+    sampler, contender, item: dict, scratch: Path, key: str, outputs: list[str], kind: str
+) -> dict:
     """One run of ``contender`` on the trial's input: timings, resources, then the output's digest."""
     out = scratch / f"{item['contender']}-{item['rows']}-{time.monotonic_ns()}"
     usage, timing = measure(sampler, lambda: contender.run(Path(item["input"]), out))
-    run = {"kind": kind, "seconds": round(timing.seconds, 3), "engine_seconds": round(timing.engine_seconds, 3), **usage}
+    run = {
+        "kind": kind,
+        "seconds": round(timing.seconds, 3),
+        "engine_seconds": round(timing.engine_seconds, 3),
+        **usage,
+    }
     run["digest"] = output_digest(out, key, outputs)  # after the clock stopped
     shutil.rmtree(out, ignore_errors=True)
-    print(f"{item['contender']} {item['rows']:,} rows {kind}: {timing.seconds:.2f} s (engine {timing.engine_seconds:.2f} s, "
-          f"cpu {usage['cpu_seconds']:.1f} s)", flush=True)
+    print(
+        f"{item['contender']} {item['rows']:,} rows {kind}: {timing.seconds:.2f} s (engine "
+        f"{timing.engine_seconds:.2f} s, "
+        f"cpu {usage['cpu_seconds']:.1f} s)",
+        flush=True,
+    )
     return run
 
 
@@ -122,21 +136,32 @@ def run_trials(spec: dict) -> dict:
                 first_in_process = len(trials) == 1
                 cold = measure_run(sampler, contenders[name], item, scratch, key, outputs, "cold")
                 cold["end_to_end_seconds"] = round(
-                    (time.time() - spec["spawned_at"]) if first_in_process else ready_after + cold["seconds"], 3)
+                    (time.time() - spec["spawned_at"]) if first_in_process else ready_after + cold["seconds"],
+                    3,
+                )
                 cold["end_to_end_exact"] = first_in_process
                 record["runs"].append(cold)
                 while wants_another_run(record["runs"][1:], spec):
-                    record["runs"].append(measure_run(sampler, contenders[name], item, scratch, key, outputs, "warm"))
+                    record["runs"].append(
+                        measure_run(sampler, contenders[name], item, scratch, key, outputs, "warm")
+                    )
             except Exception as exc:  # recorded and reported; the other trials still run
                 traceback.print_exc()
-                record["error"] = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:500]
+                record["error"] = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[
+                    :500
+                ]
             engine = ENGINE[name]
             if last_of_engine[engine] == position:  # so that it holds no memory during the next engine's runs
                 for other in [n for n in contenders if ENGINE[n] == engine]:
                     contenders.pop(other).stop()
                 stop_engine(engine)
-    return {"workload": spec["workload"], "startup_seconds": startup, "trials": trials,
-            "process_ready_seconds": ready_after, "pid": os.getpid()}
+    return {
+        "workload": spec["workload"],
+        "startup_seconds": startup,
+        "trials": trials,
+        "process_ready_seconds": ready_after,
+        "pid": os.getpid(),
+    }
 
 
 def stop_engine(engine: str) -> None:

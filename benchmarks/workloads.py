@@ -31,22 +31,39 @@ DEFAULT_CACHE = Path(__file__).resolve().parent / "results" / ".cache"
 # Heavy models get fewer rows so that each size costs about as much time as the tabular ones.
 PRESETS: dict[str, dict[str, dict[str, list[int]]]] = {
     "smoke": {
-        "table": {"tabular_sklearn": [2_000], "tabular_torch": [2_000], "text_classification": [512],
-                  "generation": [128], "images": [1_024]},
+        "table": {
+            "tabular_sklearn": [2_000],
+            "tabular_torch": [2_000],
+            "text_classification": [512],
+            "generation": [128],
+            "images": [1_024],
+        },
         "scaling": {},
     },
     # What a shared 2-CPU machine runs in about 15 minutes with --isolation engine: the 1M-row
     # tabular_torch target, the other workloads at a tenth of their default sizes.
     "small": {
-        "table": {"tabular_sklearn": [20_000, 200_000], "tabular_torch": [100_000, 1_000_000],
-                  "text_classification": [2_000, 10_000], "generation": [200, 1_000], "images": [5_000, 50_000]},
+        "table": {
+            "tabular_sklearn": [20_000, 200_000],
+            "tabular_torch": [100_000, 1_000_000],
+            "text_classification": [2_000, 10_000],
+            "generation": [200, 1_000],
+            "images": [5_000, 50_000],
+        },
         "scaling": {"tabular_torch": [10_000, 100_000, 1_000_000]},
     },
     "default": {
-        "table": {"tabular_sklearn": [100_000, 1_000_000], "tabular_torch": [100_000, 1_000_000],
-                  "text_classification": [10_000, 50_000], "generation": [1_000, 5_000], "images": [20_000, 200_000]},
-        "scaling": {"tabular_torch": [10_000, 100_000, 1_000_000, 5_000_000],
-                    "tabular_sklearn": [10_000, 100_000, 1_000_000, 5_000_000]},
+        "table": {
+            "tabular_sklearn": [100_000, 1_000_000],
+            "tabular_torch": [100_000, 1_000_000],
+            "text_classification": [10_000, 50_000],
+            "generation": [1_000, 5_000],
+            "images": [20_000, 200_000],
+        },
+        "scaling": {
+            "tabular_torch": [10_000, 100_000, 1_000_000, 5_000_000],
+            "tabular_sklearn": [10_000, 100_000, 1_000_000, 5_000_000],
+        },
     },
 }
 UNKNOWN_WORKLOAD_ROWS = {"smoke": 500, "small": 2_000, "default": 10_000}  # an example added later
@@ -61,7 +78,9 @@ def available_workloads() -> list[str]:
     return example_names()
 
 
-def plan_sizes(preset: str | None, rows: list[int] | None, workloads: list[str], scaling: bool) -> dict[str, dict[str, list[int]]]:
+def plan_sizes(
+    preset: str | None, rows: list[int] | None, workloads: list[str], scaling: bool
+) -> dict[str, dict[str, list[int]]]:
     """workload -> {"table": [...], "scaling": [...]} for a preset, or explicit ``rows`` for all."""
     if rows:
         return {w: {"table": sorted(rows), "scaling": sorted(rows) if scaling else []} for w in workloads}
@@ -101,8 +120,9 @@ def source_hash(name: str, seed: int) -> str:
     return digest.hexdigest()[:16]
 
 
-def prepare(name: str, sizes: list[int], files: int, cache: Path = DEFAULT_CACHE, seed: int = 0,
-            log=print) -> PreparedWorkload:
+def prepare(
+    name: str, sizes: list[int], files: int, cache: Path = DEFAULT_CACHE, seed: int = 0, log=print
+) -> PreparedWorkload:
     """Builds (or reuses) the workload at ``max(sizes)`` rows and writes an input folder per size."""
     folder = cache / name
     stamp_path = folder / "build.json"
@@ -115,7 +135,12 @@ def prepare(name: str, sizes: list[int], files: int, cache: Path = DEFAULT_CACHE
         started = time.perf_counter()
         metrics = importlib.import_module(f"examples.{name}.build").build(largest, seed, folder)
         shutil.copy(EXAMPLES / name / "job.toml", folder / "job.toml")
-        stamp = {**wanted, "rows": largest, "metrics": metrics, "seconds": round(time.perf_counter() - started, 2)}
+        stamp = {
+            **wanted,
+            "rows": largest,
+            "metrics": metrics,
+            "seconds": round(time.perf_counter() - started, 2),
+        }
         stamp_path.write_text(json.dumps(stamp, indent=1, default=str))
         log(f"built {name} at {largest:,} rows in {stamp['seconds']} s")
     source = _source_file(folder)

@@ -7,13 +7,12 @@ one line naming the file, column or field at fault, and publish nothing.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import warnings
 from pathlib import Path
 
 from common.errors import EXIT_ERROR, EXIT_OK, EXIT_PARITY_FAILED, BatchPredictError
-from common.registry import ENV_VAR, backend_names
+from common.run.backends import ENV_VAR, backend_names, engine_names
 
 DESCRIPTION = """\
 Batch prediction on Spark or Ray from one job file and one model bundle, and proof that the two
@@ -38,7 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run a job on one backend", description="Run a batch-prediction job.")
     run.add_argument("job", help="the job file (TOML)")
     run.add_argument(
-        "--backend", choices=backend_names(), default=None,
+        "--backend",
+        choices=backend_names(),
+        default=None,
         help=f"executor to use; default: ${ENV_VAR}",
     )
     run.add_argument("--input", help="override [input] path (a Parquet/CSV file or folder)")
@@ -46,17 +47,27 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
 
     parity = sub.add_parser(
-        "parity", help="run Spark, Ray and the reference on the job's input and compare them",
-        description="Run the job on Spark, Ray and the single-process reference, then compare the three outputs.",
+        "parity",
+        help="run Spark, Ray and the reference on the job's input and compare them",
+        description="Run the job on Spark, Ray and the single-process reference, then compare the three "
+        "outputs.",
     )
     parity.add_argument("job", help="the job file (TOML)")
     parity.add_argument("--input", help="override [input] path")
-    parity.add_argument("--out", help="folder for the three outputs and the reports (default: <output>-parity)")
-    parity.add_argument("--backends", default="spark,ray", help="comma-separated backends to compare with the reference")
+    parity.add_argument(
+        "--out", help="folder for the three outputs and the reports (default: <output>-parity)"
+    )
+    parity.add_argument(
+        "--backends",
+        default=",".join(engine_names()),
+        help="comma-separated backends to compare with the reference",
+    )
 
     compare = sub.add_parser(
-        "compare", help="compare two existing outputs",
-        description="Compare two Parquet outputs matched on a key; tolerances come from --job's [parity] section or flags.",
+        "compare",
+        help="compare two existing outputs",
+        description="Compare two Parquet outputs matched on a key; tolerances come from --job's [parity] "
+        "section or flags.",
     )
     compare.add_argument("a", help="first output (Parquet file or folder)")
     compare.add_argument("b", help="second output (Parquet file or folder)")
@@ -86,13 +97,16 @@ def main(argv: list[str] | None = None) -> int:
         if args.debug:
             raise
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        print(f"batch-predict: error: {type(exc).__name__}: {first} (use --debug for the traceback)", file=sys.stderr)
+        print(
+            f"batch-predict: error: {type(exc).__name__}: {first} (use --debug for the traceback)",
+            file=sys.stderr,
+        )
         return EXIT_ERROR
 
 
 def _run(args) -> int:
-    from common.job import load_job
-    from common.runner import run_job
+    from common.run.runner import run_job
+    from common.spec.job import load_job
 
     job = load_job(args.job).with_paths(args.input, args.output)
     if args.overwrite:
@@ -105,13 +119,13 @@ def _run(args) -> int:
 
 
 def _parity(args) -> int:
-    from common.job import load_job
-    from common.parity_runner import run_parity
+    from common.parity.runner import run_parity
+    from common.spec.job import load_job
 
     job = load_job(args.job).with_paths(args.input, None)
     out = Path(args.out) if args.out else job.output_path.with_name(job.output_path.name + "-parity")
     report, paths, _ = run_parity(job, out, backends=[b for b in args.backends.split(",") if b])
-    from common.report import format_summary
+    from common.parity.report import format_summary
 
     print(format_summary(report))
     print(f"reports: {', '.join(str(p) for p in paths.values())}")
@@ -119,27 +133,30 @@ def _parity(args) -> int:
 
 
 def _compare(args) -> int:
-    from common.compare import compare_outputs
-    from common.parity_settings import ParitySettings, Tolerance, parse_parity_settings
-    from common.report import format_summary, write_reports
+    from common.parity.compare import compare_outputs
+    from common.parity.report import format_summary, write_reports
+    from common.parity.settings import ParitySettings, Tolerance
 
     names = [n.strip() for n in args.names.split(",")]
     if len(names) != 2 or len(set(names)) != 2:
         raise BatchPredictError("--names needs two different names, e.g. spark,ray")
     settings = ParitySettings()
     if args.job:
-        from common.job import load_job
+        from common.spec.job import load_job
 
-        settings = parse_parity_settings(load_job(args.job).section("parity"), f"{args.job}: [parity]")
+        settings = load_job(args.job).parity
     if args.abs is not None or args.rel is not None or args.ulps is not None:
         from dataclasses import replace
 
         d = settings.default
-        settings = replace(settings, default=Tolerance(
-            abs=d.abs if args.abs is None else args.abs,
-            rel=d.rel if args.rel is None else args.rel,
-            ulps=d.ulps if args.ulps is None else args.ulps,
-        ))
+        settings = replace(
+            settings,
+            default=Tolerance(
+                abs=d.abs if args.abs is None else args.abs,
+                rel=d.rel if args.rel is None else args.rel,
+                ulps=d.ulps if args.ulps is None else args.ulps,
+            ),
+        )
     key = [k.strip() for k in args.key.split(",") if k.strip()]
     report = compare_outputs({names[0]: args.a, names[1]: args.b}, key, settings)
     print(format_summary(report))

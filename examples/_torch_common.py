@@ -12,8 +12,8 @@ import json
 import random
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, Mapping
 
 import numpy as np
 import pyarrow as pa
@@ -66,56 +66,10 @@ def copy_handler(source: Path, model_dir: Path) -> None:
     shutil.copy2(source, model_dir / source.name)
 
 
-def write_toml(path: Path, data: Mapping[str, Any]) -> None:
-    """Writes the small TOML subset a bundle.toml needs: scalars, lists, tables, arrays of tables.
-
-    The venv has a TOML reader (tomllib) but no writer; bundle files are simple enough for this.
-    """
-    lines: list[str] = []
-    _emit_table(lines, data, prefix="")
-    path.write_text("\n".join(lines).strip() + "\n")
-
-
-def _emit_table(lines: list[str], table: Mapping[str, Any], prefix: str) -> None:
-    nested = {}
-    for key, value in table.items():
-        if isinstance(value, Mapping) or (isinstance(value, list) and value and all(isinstance(v, Mapping) for v in value)):
-            nested[key] = value
-        else:
-            lines.append(f"{_key(key)} = {_value(value)}")
-    for key, value in nested.items():
-        name = f"{prefix}{_key(key)}"
-        if isinstance(value, Mapping):
-            lines += ["", f"[{name}]"]
-            _emit_table(lines, value, prefix=f"{name}.")
-        else:
-            for item in value:
-                lines += ["", f"[[{name}]]"]
-                _emit_table(lines, item, prefix=f"{name}.")
-
-
-def _key(key: str) -> str:
-    return key if key.replace("_", "").replace("-", "").isalnum() else json.dumps(key)
-
-
-def _value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, np.integer)):
-        return str(int(value))
-    if isinstance(value, (float, np.floating)):
-        return repr(float(value))  # repr round-trips every float64 exactly
-    if isinstance(value, str):
-        return json.dumps(value)  # a JSON string is a valid TOML basic string
-    if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(_value(v) for v in value) + "]"
-    raise TypeError(f"cannot write {type(value).__name__} to TOML")
-
-
 class Stopwatch:
     """``with Stopwatch() as t: ...`` then ``t.seconds``."""
 
-    def __enter__(self) -> "Stopwatch":
+    def __enter__(self) -> Stopwatch:
         self._start = time.perf_counter()
         self.seconds = 0.0
         return self
@@ -125,9 +79,11 @@ class Stopwatch:
 
 
 def build_cli(build: Callable[..., dict], description: str, default_dir: Path) -> None:
-    """``python -m examples.<name>.build [--size N] [--seed S] [--out-dir DIR]``: builds and prints metrics."""
+    """``python -m examples.<name>.build [--size N] [--seed S] [--out-dir DIR]``: builds, prints metrics."""
     parser = argparse.ArgumentParser(description=description)
-    parser.add_argument("--size", type=int, default=None, help="rows of prediction input (default: the example's)")
+    parser.add_argument(
+        "--size", type=int, default=None, help="rows of prediction input (default: the example's)"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out-dir", type=Path, default=default_dir, help="where data/ and model/ go")
     args = parser.parse_args()

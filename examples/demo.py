@@ -10,8 +10,8 @@ import sys
 import warnings
 from dataclasses import replace
 
-from common.job import load_job
-from common.runner import run_job
+from common.run.runner import run_job
+from common.spec.job import load_job
 from examples.build import EXAMPLES_DIR, example_names
 
 

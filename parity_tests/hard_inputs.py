@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import shutil
 from pathlib import Path
 
@@ -10,8 +11,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from common.spec.toml import write_toml
+
 PROBE_SOURCE = Path(__file__).parent / "probe" / "echo_handler.py"
-UTC = dt.timezone.utc
+UTC = dt.UTC
 
 # op, column, output, params, output type
 PROBE_TRANSFORMS = [
@@ -42,43 +45,81 @@ def probe_outputs() -> list[tuple[str, str]]:
     return outs
 
 
-def _toml_value(value) -> str:
-    if isinstance(value, str):
-        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    if isinstance(value, list):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    return repr(value)
-
-
 def write_probe_bundle(folder: Path, batch_size: int = 7) -> Path:
     """A python-kind bundle whose outputs are the transformed features themselves."""
     folder.mkdir(parents=True, exist_ok=True)
     shutil.copy(PROBE_SOURCE, folder / "echo_handler.py")
     outs = probe_outputs()
-    lines = [
-        'kind = "python"', 'entrypoint = "echo_handler:FeatureEcho"', f"batch_size = {batch_size}", 'device = "cpu"',
-        "features = [" + ", ".join(_toml_value(name) for name, _ in outs) + "]", "", "[outputs]",
-    ]
-    lines += [f'{_toml_value("out_" + name)} = "{typ}"' for name, typ in outs]
-    for op, col, output, params, _ in PROBE_TRANSFORMS:
-        lines += ["", "[[transforms]]", f'op = "{op}"', f'column = "{col}"', f'output = "{output}"']
-        lines += [f"{k} = {_toml_value(v)}" for k, v in params.items()]
-    (folder / "bundle.toml").write_text("\n".join(lines) + "\n")
+    bundle = {
+        "kind": "python",
+        "entrypoint": "echo_handler:FeatureEcho",
+        "batch_size": batch_size,
+        "device": "cpu",
+        "features": [name for name, _ in outs],
+        "outputs": {f"out_{name}": typ for name, typ in outs},
+        "transforms": [
+            {"op": op, "column": col, "output": output, **params}
+            for op, col, output, params, _ in PROBE_TRANSFORMS
+        ],
+    }
+    write_toml(folder / "bundle.toml", bundle)
     return folder
 
 
 def hard_table(rows: int = 400, seed: int = 0) -> pa.Table:
     """Edge values first, then random filler: every row has a unique int64 ``id``."""
-    x_edges = [None, float("nan"), float("inf"), float("-inf"), -1.0, -1.0000001, -0.999999, -0.0, 0.0,
-               0.5, 2.5, -2.5, 0.125, 0.375, 2.675, 1.005, 1e300, -1e300, 5e-324, 1.0, 2.0, 1e16 + 1]
-    s_edges = [None, "", "a", "b", "A", " a", "日本語", "🙂", "🙂🙂", "zz-unseen", "é", "e\u0301", "\x00", "ab", "abcde"]
+    x_edges = [
+        None,
+        float("nan"),
+        float("inf"),
+        float("-inf"),
+        -1.0,
+        -1.0000001,
+        -0.999999,
+        -0.0,
+        0.0,
+        0.5,
+        2.5,
+        -2.5,
+        0.125,
+        0.375,
+        2.675,
+        1.005,
+        1e300,
+        -1e300,
+        5e-324,
+        1.0,
+        2.0,
+        1e16 + 1,
+    ]
+    s_edges = [
+        None,
+        "",
+        "a",
+        "b",
+        "A",
+        " a",
+        "日本語",
+        "🙂",
+        "🙂🙂",
+        "zz-unseen",
+        "é",
+        "e\u0301",
+        "\x00",
+        "ab",
+        "abcde",
+    ]
     n_edges = [None, 0, -1, 1, 2**31 - 1, -(2**31), 2**40, -(2**62), 999]
     ts_edges = [
         None,
-        dt.datetime(2024, 3, 10, 6, 59, 59, tzinfo=UTC), dt.datetime(2024, 3, 10, 7, 0, 0, tzinfo=UTC),  # US DST starts
-        dt.datetime(2024, 11, 3, 5, 59, 59, tzinfo=UTC), dt.datetime(2024, 11, 3, 6, 0, 0, tzinfo=UTC),  # US DST ends
-        dt.datetime(2024, 3, 31, 0, 59, 59, tzinfo=UTC), dt.datetime(2024, 3, 31, 1, 0, 0, tzinfo=UTC),  # EU DST starts
-        dt.datetime(1969, 12, 31, 23, 59, 59, 999999, tzinfo=UTC), dt.datetime(2038, 1, 19, 3, 14, 8, tzinfo=UTC),
+        dt.datetime(2024, 3, 10, 6, 59, 59, tzinfo=UTC),
+        dt.datetime(2024, 3, 10, 7, 0, 0, tzinfo=UTC),  # US DST starts
+        dt.datetime(2024, 11, 3, 5, 59, 59, tzinfo=UTC),
+        dt.datetime(2024, 11, 3, 6, 0, 0, tzinfo=UTC),  # US DST ends
+        dt.datetime(2024, 3, 31, 0, 59, 59, tzinfo=UTC),
+        dt.datetime(2024, 3, 31, 1, 0, 0, tzinfo=UTC),  # EU DST starts
+        dt.datetime(1969, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
+        dt.datetime(2038, 1, 19, 3, 14, 8, tzinfo=UTC),
     ]
     rng = np.random.default_rng(seed)
     n_rows = max(rows, len(x_edges), len(s_edges), len(n_edges), len(ts_edges))
@@ -88,19 +129,23 @@ def hard_table(rows: int = 400, seed: int = 0) -> pa.Table:
 
     alphabet = list("ab日本🙂é ") + [""]
     x = column(x_edges, lambda: float(rng.choice([rng.normal(0, 3), np.round(rng.normal(0, 3), 3)])))
-    s = column(s_edges, lambda: "".join(rng.choice(alphabet, rng.integers(0, 6))) if rng.random() > 0.1 else None)
+    s = column(
+        s_edges, lambda: "".join(rng.choice(alphabet, rng.integers(0, 6))) if rng.random() > 0.1 else None
+    )
     n = column(n_edges, lambda: int(rng.integers(-10, 1000)) if rng.random() > 0.1 else None)
     start = dt.datetime(2024, 1, 1, tzinfo=UTC).timestamp()
     ts = column(ts_edges, lambda: dt.datetime.fromtimestamp(start + float(rng.integers(0, 366 * 86400)), UTC))
     naive = [t.replace(tzinfo=None) if t is not None else None for t in ts[::-1]]
-    return pa.table({
-        "id": pa.array(np.arange(n_rows, dtype=np.int64)),
-        "x": pa.array(x, type=pa.float64()),
-        "s": pa.array(s, type=pa.string()),
-        "n": pa.array(n, type=pa.int64()),
-        "ts": pa.array(ts, type=pa.timestamp("us", tz="UTC")),
-        "ts_naive": pa.array(naive, type=pa.timestamp("us")),
-    })
+    return pa.table(
+        {
+            "id": pa.array(np.arange(n_rows, dtype=np.int64)),
+            "x": pa.array(x, type=pa.float64()),
+            "s": pa.array(s, type=pa.string()),
+            "n": pa.array(n, type=pa.int64()),
+            "ts": pa.array(ts, type=pa.timestamp("us", tz="UTC")),
+            "ts_naive": pa.array(naive, type=pa.timestamp("us")),
+        }
+    )
 
 
 def write_layout(table: pa.Table, folder: Path, layout: str) -> Path:
@@ -120,6 +165,10 @@ def write_layout(table: pa.Table, folder: Path, layout: str) -> Path:
     else:
         raise ValueError(layout)
     bounds = sorted(set(int(b) for b in bounds))
-    for i, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:])):
-        pq.write_table(table.slice(lo, hi - lo), folder / f"part-{i:03d}.parquet", row_group_size=max(1, (hi - lo) // 3 or 1))
+    for i, (lo, hi) in enumerate(itertools.pairwise(bounds)):
+        pq.write_table(
+            table.slice(lo, hi - lo),
+            folder / f"part-{i:03d}.parquet",
+            row_group_size=max(1, (hi - lo) // 3 or 1),
+        )
     return folder

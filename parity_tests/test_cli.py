@@ -9,7 +9,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from common.cli import main
-from tests.jobs import make_job
+from common.run.backends import backend_names
+from tests.support import make_job
 
 
 def write_pair(tmp_path):
@@ -31,7 +32,9 @@ def write_pair(tmp_path):
 
 def test_compare_reports_exactly_the_three_differences(tmp_path, capsys):
     a, b = write_pair(tmp_path)
-    code = main(["compare", str(a), str(b), "--key", "id", "--names", "spark,ray", "--report", str(tmp_path / "rep")])
+    code = main(
+        ["compare", str(a), str(b), "--key", "id", "--names", "spark,ray", "--report", str(tmp_path / "rep")]
+    )
     out = capsys.readouterr().out
     assert code == 1, out
     report = json.loads((tmp_path / "rep" / "parity.json").read_text())
@@ -43,7 +46,10 @@ def test_compare_reports_exactly_the_three_differences(tmp_path, capsys):
     assert columns["score"]["unequal"] == 1 and columns["score"]["max_ulps"] == 1
     assert columns["label"]["unequal"] == 1
     assert report["pairs"][0]["left_only"] == 1 and report["pairs"][0]["right_only"] == 0
-    assert "<img" in (tmp_path / "rep" / "parity.html").read_text() or "<svg" in (tmp_path / "rep" / "parity.html").read_text()
+    assert (
+        "<img" in (tmp_path / "rep" / "parity.html").read_text()
+        or "<svg" in (tmp_path / "rep" / "parity.html").read_text()
+    )
 
 
 def test_compare_with_ulp_tolerance_leaves_key_and_label(tmp_path, capsys):
@@ -71,7 +77,7 @@ def test_parity_command_runs_all_three(tmp_path, engines, capsys):
     code = main(["parity", str(job), "--out", str(tmp_path / "parity")])
     out = capsys.readouterr().out
     assert code == 0, out
-    for side in ("spark", "ray", "reference"):
+    for side in backend_names():
         assert (tmp_path / "parity" / side / "_SUCCESS").exists()
     report = json.loads((tmp_path / "parity" / "parity.json").read_text())
     assert report["ok"] and report["reference"] == "reference"

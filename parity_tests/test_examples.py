@@ -8,7 +8,7 @@ from dataclasses import replace
 
 import pytest
 
-from common.job import load_job
+from common.spec.job import load_job
 from examples.build import EXAMPLES_DIR, example_names
 from parity_tests.conftest import assert_parity, run_against_reference
 

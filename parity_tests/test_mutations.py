@@ -13,7 +13,7 @@ import pytest
 from pyspark.sql import functions as F
 
 import spark_backend.transforms as spark_transforms
-from common.parity_runner import run_parity
+from common.parity.runner import run_parity
 from parity_tests.conftest import write_job
 from parity_tests.hard_inputs import hard_table, write_layout, write_probe_bundle
 
@@ -74,7 +74,7 @@ def test_mutation_is_caught_and_attributed(name, probe_job, engines, tmp_path, m
     make, attribute, columns = MUTATIONS[name]
     patched_name, patched = make(getattr(spark_transforms, attribute))
     monkeypatch.setattr(spark_transforms, patched_name, patched)
-    report, _, _ = run_parity(probe_job, tmp_path, backends=("spark", "ray"))
+    report, _, _ = run_parity(probe_job, tmp_path)
     assert not report.ok
     findings = report.reference_findings()
     for column in columns:

@@ -1,21 +1,9 @@
 """The Ray executor: transforms and model fused in one callable class on a Ray Data actor pool.
 
-Importing this package does not import ray; ``run`` does.
+Importing this package does not import ray; running a job does (``ray_backend.executor``).
 """
 
-from __future__ import annotations
-
-from common.settings import parse_section
+from common.run.backends import EngineBackend
 from ray_backend.settings import RaySettings
 
-NAME = "ray"
-
-
-def parse_settings(section, where: str) -> RaySettings:
-    return parse_section(RaySettings, section, where)
-
-
-def run(job, bundle, inputs, stage, settings: RaySettings):
-    from ray_backend.executor import run as _run
-
-    return _run(job, bundle, inputs, stage, settings)
+BACKEND = EngineBackend(name="ray", settings_class=RaySettings, executor="ray_backend.executor")

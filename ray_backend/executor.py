@@ -19,14 +19,15 @@ from pathlib import Path
 import pyarrow as pa
 import ray
 
-from common.bundle import Bundle
-from common.inputs import InputInfo
-from common.job import Job
-from common.output import scratch_dir
-from common.models import handler_for, has_preprocess
-from common.predictor import ErrorPolicy, cached_predictor, error_policy, run_cpu_stage
-from common.transforms import split_host_stage
-from common.result import EngineRun, note_device, noted_devices
+from common.model.handler import has_preprocess
+from common.model.kinds import handler_for
+from common.model.predictor import ErrorPolicy, cached_predictor, error_policy, run_cpu_stage
+from common.run.inputs import InputInfo
+from common.run.output import scratch_dir
+from common.run.result import EngineRun, note_device, noted_devices
+from common.spec.bundle import Bundle
+from common.spec.job import Job
+from common.spec.transforms import split_host_stage
 from ray_backend.settings import RaySettings
 
 
@@ -35,8 +36,13 @@ class PredictBatches:
     ``Predictor.run_batch`` (the job's error policy) on every batch."""
 
     def __init__(
-        self, bundle_path: str, passthrough: tuple[str, ...], policy: ErrorPolicy = ErrorPolicy(),
-        threads: int | None = None, host_stage_done: bool = False, device_log: str | None = None,
+        self,
+        bundle_path: str,
+        passthrough: tuple[str, ...],
+        policy: ErrorPolicy = ErrorPolicy(),
+        threads: int | None = None,
+        host_stage_done: bool = False,
+        device_log: str | None = None,
     ):
         self.predictor = cached_predictor(
             bundle_path, True, passthrough, policy, threads=threads, host_stage_done=host_stage_done
@@ -60,7 +66,11 @@ def ensure_ray(settings: RaySettings) -> float:
     if ray.is_initialized():
         for name in ("address", "runtime_env"):
             if getattr(settings, name):
-                warnings.warn(f"Ray is already initialised in this process; [ray] {name} = {getattr(settings, name)!r} is ignored")
+                warnings.warn(
+                    f"Ray is already initialised in this process; [ray] {name} = "
+                    f"{getattr(settings, name)!r} is ignored",
+                    stacklevel=2,
+                )
         return 0.0
     started = time.perf_counter()
     kwargs = dict(include_dashboard=False, logging_level=logging.WARNING, log_to_driver=False)
@@ -76,7 +86,8 @@ def ensure_ray(settings: RaySettings) -> float:
             if "InvalidAuthToken" not in f"{exc} {exc.__cause__}":
                 raise
             raise ConnectionError(
-                f"the Ray cluster at {settings.address} refused this driver's auth token: set RAY_AUTH_MODE=token "
+                f"the Ray cluster at {settings.address} refused this driver's auth token: set "
+                "RAY_AUTH_MODE=token "
                 "and the cluster's token (RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH or ~/.ray/auth_token; "
                 "`ray get-auth-token` on the head node prints it)"
             ) from exc
@@ -85,7 +96,9 @@ def ensure_ray(settings: RaySettings) -> float:
     return time.perf_counter() - started
 
 
-def replica_resources(settings: RaySettings, resources: dict[str, float] | None = None) -> tuple[float, float]:
+def replica_resources(
+    settings: RaySettings, resources: dict[str, float] | None = None
+) -> tuple[float, float]:
     """CPUs and GPUs per model replica, from the settings and what the cluster has
     (``resources``: ``ray.cluster_resources()`` unless given)."""
     resources = ray.cluster_resources() if resources is None else resources
@@ -103,8 +116,10 @@ def replica_resources(settings: RaySettings, resources: dict[str, float] | None 
         cpus = float(settings.num_cpus)
         if cpus * settings.concurrency > total_cpus - 1.0:
             warnings.warn(
-                f"[ray] {settings.concurrency} replicas x num_cpus {cpus} leave less than one of {total_cpus:g} CPUs "
-                "for reading; the job may stall"
+                f"[ray] {settings.concurrency} replicas x num_cpus {cpus} leave less than one of "
+                f"{total_cpus:g} CPUs "
+                "for reading; the job may stall",
+                stacklevel=2,
             )
     return cpus, gpus
 
@@ -117,15 +132,14 @@ def run(job: Job, bundle: Bundle, inputs: InputInfo, stage: Path, settings: RayS
         logging.getLogger("ray.data").setLevel(logging.WARNING)
     cpus, gpus = replica_resources(settings)
     batch_size = settings.gpu_batch_size if gpus and settings.gpu_batch_size else bundle.batch_size
-    needed = list(dict.fromkeys([*job.output_columns, *_input_columns(bundle, inputs.schema)]))
+    needed = list(dict.fromkeys([*job.passthrough_columns, *_input_columns(bundle, inputs.schema)]))
     if inputs.format == "csv":
-        import pyarrow.csv as pacsv
-
-        ds = ray.data.read_csv(inputs.paths, convert_options=pacsv.ConvertOptions(column_types=inputs.schema))
-        ds = ds.select_columns(needed)
+        ds = ray.data.read_csv(inputs.paths, convert_options=inputs.csv_options(needed))
     else:
         ds = ray.data.read_parquet(inputs.paths, columns=needed)
-    rows_per_block = block_rows(inputs.num_rows, batch_size, settings.concurrency, settings.blocks_per_replica)
+    rows_per_block = block_rows(
+        inputs.num_rows, batch_size, settings.concurrency, settings.blocks_per_replica
+    )
     if rows_per_block:
         # Ray 2.60 packs Parquet files into 128 MiB read tasks: a 1M-row input is one block, which
         # one task of each operator then processes alone (no overlap, one replica busy).
@@ -135,11 +149,19 @@ def run(job: Job, bundle: Bundle, inputs: InputInfo, stage: Path, settings: RayS
     cpu_stage = cpu_stage_plan(bundle, settings, gpus, job.on_error)
     if cpu_stage is not None:  # string/hash/time ops and tokenizing: a CPU operator, overlapping the model's
         host_ops, preprocess = cpu_stage
-        stage_kwargs = {"bundle_path": str(bundle.path), "transforms": host_ops, "preprocess": preprocess,
-                        "key": tuple(job.key)}
+        stage_kwargs = {
+            "bundle_path": str(bundle.path),
+            "transforms": host_ops,
+            "preprocess": preprocess,
+            "key": tuple(job.key),
+        }
         ds = ds.map_batches(
-            run_cpu_stage, fn_kwargs=stage_kwargs, batch_size=batch_size, batch_format="pyarrow",
-            zero_copy_batch=True, num_cpus=1,
+            run_cpu_stage,
+            fn_kwargs=stage_kwargs,
+            batch_size=batch_size,
+            batch_format="pyarrow",
+            zero_copy_batch=True,
+            num_cpus=1,
         )
     with warnings.catch_warnings():
         # max_restarts / max_task_retries travel as **ray_remote_args, which Ray 2.60 deprecates
@@ -147,9 +169,14 @@ def run(job: Job, bundle: Bundle, inputs: InputInfo, stage: Path, settings: RayS
         warnings.filterwarnings("ignore", message="`ray_remote_args` is deprecated")
         ds = ds.map_batches(
             PredictBatches,
-            fn_constructor_kwargs={"bundle_path": str(bundle.path), "passthrough": job.output_columns, "policy": policy,
-                                   "threads": max(1, round(cpus)), "host_stage_done": cpu_stage is not None,
-                                   "device_log": str(devices)},
+            fn_constructor_kwargs={
+                "bundle_path": str(bundle.path),
+                "passthrough": job.passthrough_columns,
+                "policy": policy,
+                "threads": max(1, round(cpus)),
+                "host_stage_done": cpu_stage is not None,
+                "device_log": str(devices),
+            },
             batch_size=batch_size,
             batch_format="pyarrow",
             zero_copy_batch=True,
@@ -165,8 +192,13 @@ def run(job: Job, bundle: Bundle, inputs: InputInfo, stage: Path, settings: RayS
     ds.write_parquet(str(stage))
     device = noted_devices(devices, "cuda" if gpus else "cpu")
     host_ops, preprocess = cpu_stage or ([], False)
-    details = {"replica_cpus": cpus, "replica_gpus": gpus, "host_stage_ops": [t.op for t in host_ops],
-               "preprocess_stage": preprocess, "rows_per_block": rows_per_block}
+    details = {
+        "replica_cpus": cpus,
+        "replica_gpus": gpus,
+        "host_stage_ops": [t.op for t in host_ops],
+        "preprocess_stage": preprocess,
+        "rows_per_block": rows_per_block,
+    }
     return EngineRun(startup_seconds=startup, device=device, details=details)
 
 
@@ -179,7 +211,9 @@ def block_rows(rows: int, batch_size: int, concurrency: int, blocks_per_replica:
     return max(1, math.ceil(per_block / batch_size)) * batch_size
 
 
-def cpu_stage_plan(bundle: Bundle, settings: RaySettings, gpus: float, on_error: str) -> tuple[list, bool] | None:
+def cpu_stage_plan(
+    bundle: Bundle, settings: RaySettings, gpus: float, on_error: str
+) -> tuple[list, bool] | None:
     """What a CPU operator ahead of the replicas runs: (host transforms, whether the handler's
     ``preprocess`` runs there), or None when everything runs in the replicas."""
     wanted = settings.cpu_stage is True or (settings.cpu_stage == "auto" and gpus > 0)
@@ -187,8 +221,11 @@ def cpu_stage_plan(bundle: Bundle, settings: RaySettings, gpus: float, on_error:
         return None
     if on_error == "dead_letter":  # a CPU-stage failure would not be isolated to its rows
         if settings.cpu_stage is True:
-            warnings.warn('[ray] cpu_stage is off under job.on_error = "dead_letter": '
-                          "host transforms and preprocess run in the replicas")
+            warnings.warn(
+                '[ray] cpu_stage is off under job.on_error = "dead_letter": '
+                "host transforms and preprocess run in the replicas",
+                stacklevel=2,
+            )
         return None
     host_ops = split_host_stage(bundle.transforms)[0]
     preprocess = has_preprocess(handler_for(bundle, "cpu"))
@@ -196,6 +233,6 @@ def cpu_stage_plan(bundle: Bundle, settings: RaySettings, gpus: float, on_error:
 
 
 def _input_columns(bundle: Bundle, schema: pa.Schema) -> list[str]:
-    from common.transforms import required_input_columns
+    from common.spec.transforms import required_input_columns
 
     return [c for c in required_input_columns(bundle.transforms, bundle.features) if c in schema.names]

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Literal
 
 from common.errors import JobError
 
@@ -13,7 +14,8 @@ class RaySettings:
     """Ray options.
 
     Attributes:
-        address: empty to start Ray locally; ``auto``, ``host:port`` or ``ray://host:10001`` to join a cluster.
+        address: empty to start Ray locally; ``auto``, ``host:port`` or ``ray://host:10001`` to join a
+            cluster.
         concurrency: model replicas (actors), each loading the model once.
         num_gpus: GPUs per replica; ``auto`` = 1 when the cluster has a GPU per replica, an even
             share when it has fewer (1 GPU, 2 replicas: 0.5 each), 0 without GPUs.
@@ -35,26 +37,20 @@ class RaySettings:
 
     address: str = ""
     concurrency: int = 2
-    num_gpus: str | float = field(default="auto", metadata={"types": (str, float)})
-    num_cpus: str | float = field(default="auto", metadata={"types": (str, float)})
+    num_gpus: Literal["auto"] | float = "auto"
+    num_cpus: Literal["auto"] | float = "auto"
     gpu_batch_size: int = 0
     blocks_per_replica: int = 4
     progress_bars: bool = False
-    cpu_stage: str | bool = field(default="auto", metadata={"types": (str, bool)})
-    runtime_env: Mapping[str, Any] = field(default_factory=dict, metadata={"types": (dict,)})
+    cpu_stage: Literal["auto"] | bool = "auto"
+    runtime_env: Mapping[str, Any] = field(default_factory=dict)
 
     def check(self, where: str) -> None:
         if self.concurrency < 1:
-            raise JobError(f"{where}: concurrency must be >= 1")
-        for name in ("num_gpus", "num_cpus"):
+            raise JobError(f'{where}: field "concurrency" must be >= 1, got {self.concurrency}')
+        for name in ("num_gpus", "num_cpus", "blocks_per_replica", "gpu_batch_size"):
             value = getattr(self, name)
-            if (isinstance(value, str) and value != "auto") or (not isinstance(value, str) and value < 0):
-                raise JobError(f'{where}: {name} must be "auto" or a number >= 0, got {value!r}')
-        if isinstance(self.cpu_stage, str) and self.cpu_stage != "auto":
-            raise JobError(f'{where}: cpu_stage must be "auto", true or false, got {self.cpu_stage!r}')
-        if self.blocks_per_replica < 0:
-            raise JobError(f"{where}: blocks_per_replica must be >= 0")
-        if self.gpu_batch_size < 0:
-            raise JobError(f"{where}: gpu_batch_size must be >= 0")
+            if not isinstance(value, str) and value < 0:
+                raise JobError(f'{where}: field "{name}" must be >= 0, got {value!r}')
         if not isinstance(self.runtime_env.get("py_modules", []), list):
-            raise JobError(f"{where}: runtime_env py_modules must be a list of paths or URIs")
+            raise JobError(f'{where}: field "runtime_env": py_modules must be a list of paths or URIs')

@@ -17,13 +17,13 @@ import pyarrow as pa
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.pandas.types import from_arrow_schema, to_arrow_schema
 
-from common.bundle import Bundle
-from common.inputs import InputInfo
-from common.job import Job
-from common.models import resolve_device
-from common.output import scratch_dir
-from common.predictor import ErrorPolicy, Predictor, cached_predictor, error_policy
-from common.result import EngineRun, note_device, noted_devices
+from common.model.handler import resolve_device
+from common.model.predictor import ErrorPolicy, Predictor, cached_predictor, error_policy
+from common.run.inputs import InputInfo
+from common.run.output import scratch_dir
+from common.run.result import EngineRun, note_device, noted_devices
+from common.spec.bundle import Bundle
+from common.spec.job import Job
 from spark_backend.settings import SparkSettings
 from spark_backend.transforms import apply_transforms
 
@@ -42,7 +42,11 @@ def get_session(settings: SparkSettings) -> tuple[SparkSession, float]:
     if active is not None:
         master = active.sparkContext.master
         if master != settings.master and settings.master != SparkSettings.master:
-            warnings.warn(f"reusing the running Spark session on {master}; [spark] master = {settings.master} is ignored")
+            warnings.warn(
+                f"reusing the running Spark session on {master}; [spark] master = {settings.master} is "
+                "ignored",
+                stacklevel=2,
+            )
         for key, value in {**_FIXED_CONF, **settings.conf}.items():
             _set_runtime_conf(active, key, str(value))
         return active, 0.0
@@ -89,7 +93,11 @@ def _set_runtime_conf(session: SparkSession, key: str, value: str) -> None:
     try:
         session.conf.set(key, value)
     except Exception:  # static configs cannot change on a running session
-        warnings.warn(f"Spark conf {key} cannot change on the running session; it keeps {session.conf.get(key, None)!r}")
+        warnings.warn(
+            f"Spark conf {key} cannot change on the running session; it keeps "
+            f"{session.conf.get(key, None)!r}",
+            stacklevel=2,
+        )
 
 
 def read_input(session: SparkSession, inputs: InputInfo) -> DataFrame:
@@ -101,19 +109,25 @@ def read_input(session: SparkSession, inputs: InputInfo) -> DataFrame:
 
 
 def predict_dataframe(
-    df: DataFrame, bundle: Bundle, passthrough: tuple[str, ...], udf: str = "arrow", policy: ErrorPolicy = ErrorPolicy(),
+    df: DataFrame,
+    bundle: Bundle,
+    passthrough: tuple[str, ...],
+    udf: str = "arrow",
+    policy: ErrorPolicy = ErrorPolicy(),
     device_log: str | None = None,
 ) -> DataFrame:
     """Applies the bundle's transforms as Spark columns, then the model in a batch UDF that runs
     ``Predictor.run_batch`` (the job's error policy; a failed task is retried by Spark). Each
-    worker notes its model's device in ``device_log`` (``common.result.note_device``)."""
+    worker notes its model's device in ``device_log`` (``common.run.result.note_device``)."""
     df = apply_transforms(df, bundle.transforms)
     needed = list(dict.fromkeys([*passthrough, *bundle.features]))
     df = df.select(*needed)
-    probe = Predictor(bundle, apply_transforms=False, passthrough=passthrough, policy=policy)
+    probe = Predictor(bundle, run_transforms=False, passthrough=passthrough, policy=policy)
     # Spark's own type mapping, not a Spark job (limit(0).toArrow() cost 870 ms cold per run).
     timezone = df.sparkSession.conf.get("spark.sql.session.timeZone", "UTC")
-    in_schema = to_arrow_schema(df.select(*passthrough).schema, timezone=timezone) if passthrough else pa.schema([])
+    in_schema = (
+        to_arrow_schema(df.select(*passthrough).schema, timezone=timezone) if passthrough else pa.schema([])
+    )
     out_schema = from_arrow_schema(probe.engine_schema(in_schema), prefer_timestamp_ntz=True)
     bundle_path, wanted = str(bundle.path), bundle.device
     threads = int(df.sparkSession.conf.get("spark.task.cpus", "1"))
@@ -124,6 +138,7 @@ def predict_dataframe(
         return predictor
 
     if udf == "pandas":
+
         def predict_pandas(frames):
             predictor = worker_predictor()
             for frame in frames:
@@ -164,8 +179,10 @@ def run(job: Job, bundle: Bundle, inputs: InputInfo, stage: Path, settings: Spar
     df = read_input(session, inputs)
     policy = error_policy(job, scratch_dir(stage))
     devices = scratch_dir(stage) / "devices"
-    result = predict_dataframe(df, bundle, job.output_columns, settings.udf, policy, str(devices))
+    result = predict_dataframe(df, bundle, job.passthrough_columns, settings.udf, policy, str(devices))
     result.write.mode("errorifexists").parquet(str(stage))
     gpus = float(session.conf.get("spark.task.resource.gpu.amount", "0") or 0)
-    device = noted_devices(devices, "cpu" if bundle.device == "cpu" or not gpus else resolve_device(bundle.device))
+    device = noted_devices(
+        devices, "cpu" if bundle.device == "cpu" or not gpus else resolve_device(bundle.device)
+    )
     return EngineRun(startup_seconds=startup, device=device, details={"master": session.sparkContext.master})

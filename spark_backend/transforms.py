@@ -1,20 +1,20 @@
 """Feature transforms as Spark column expressions: the legacy behaviour, and the ground truth.
 
 Only Spark built-ins (no Python UDFs), one ``withColumns`` per transform. The Arrow/torch side
-(``common/transforms.py``) reproduces exactly these expressions; where an expression's behaviour
+(``common/spec/transforms.py``) reproduces exactly these expressions; where an expression's behaviour
 on an edge value matters (null, NaN, -1 for log1p, .5 ties), it is noted next to it.
 """
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from common.errors import InputError
-from common.transforms import NUMERIC_OPS, Transform
+from common.spec.transforms import NUMERIC_OPS, Transform
 
 _INTEGRAL = (T.ByteType, T.ShortType, T.IntegerType, T.LongType)
 _NUMERIC = _INTEGRAL + (T.FloatType, T.DoubleType, T.DecimalType, T.BooleanType)
@@ -34,7 +34,9 @@ def _columns(df: DataFrame, t: Transform) -> dict[str, Column]:
     typ, col, p = fields[t.column], _col(t.column), t.params
     if t.op in NUMERIC_OPS:
         _check(t, typ, _NUMERIC, "a numeric column")
-        return {t.output: _numeric(t.op, col.cast("double"), p).cast("long" if t.op == "bucketize" else "double")}
+        return {
+            t.output: _numeric(t.op, col.cast("double"), p).cast("long" if t.op == "bucketize" else "double")
+        }
     if t.op in ("string_index", "one_hot"):
         vocabulary = p["vocabulary"]
         if isinstance(vocabulary[0], str):
@@ -44,9 +46,14 @@ def _columns(df: DataFrame, t: Transform) -> dict[str, Column]:
             _check(t, typ, _INTEGRAL, "an integer column (the vocabulary holds integers)")
             key, keys = col.cast("long"), [F.lit(v).cast("long") for v in vocabulary]
         if t.op == "one_hot":  # a null or unseen key compares as null -> 0 in every column
-            return {name: F.when(key == k, 1).otherwise(0).cast("long") for name, k in zip(t.output_columns(), keys)}
+            return {
+                name: F.when(key == k, 1).otherwise(0).cast("long")
+                for name, k in zip(t.output_columns(), keys, strict=True)
+            }
         positions = F.create_map(*[x for i, k in enumerate(keys) for x in (k, F.lit(i))])
-        return {t.output: F.coalesce(positions[key], F.lit(len(vocabulary))).cast("long")}  # missing key -> null
+        return {
+            t.output: F.coalesce(positions[key], F.lit(len(vocabulary))).cast("long")
+        }  # missing key -> null
     if t.op == "hash_bucket":  # hash(null) = 42 (the seed); pmod keeps the bucket non-negative
         _check(t, typ, _INTEGRAL + (T.StringType, T.BooleanType), "a string or integer column")
         return {t.output: F.pmod(F.hash(col), F.lit(p["buckets"])).cast("long")}
@@ -72,7 +79,9 @@ def _numeric(op: str, x: Column, p: dict) -> Column:
     if op == "min_max_scale":
         return (x - F.lit(p["min"])) / F.lit(p["max"] - p["min"])
     if op == "clip":  # greatest/least skip nulls, so keep null explicitly; NaN sorts above +inf -> upper
-        return F.when(x.isNull(), F.lit(None)).otherwise(F.least(F.greatest(x, F.lit(p["lower"])), F.lit(p["upper"])))
+        return F.when(x.isNull(), F.lit(None)).otherwise(
+            F.least(F.greatest(x, F.lit(p["lower"])), F.lit(p["upper"]))
+        )
     if op == "round":
         return F.round(x, p["scale"])  # HALF_UP on the double's decimal text; NaN and inf unchanged
     if op == "bucketize":  # NaN < b is false for every b, so NaN falls in the last bucket

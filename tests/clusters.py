@@ -27,6 +27,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from benchmarks import procfs
+
 START_TIMEOUT_S = 120.0  # the machine is shared and has 2 CPUs: JVMs and raylets start slowly
 STOP_GRACE_S = 30.0
 TREE_GRACE_S = 5.0
@@ -76,16 +78,21 @@ class ManagedProcess:
                 return
             if self.popen.poll() is not None:
                 raise ClusterStartError(
-                    f"{self.name} exited with {self.popen.returncode} before {marker!r}; log {self.log}:\n{self.log_tail()}"
+                    f"{self.name} exited with {self.popen.returncode} before {marker!r}; log "
+                    f"{self.log}:\n{self.log_tail()}"
                 )
             time.sleep(0.5)
-        raise ClusterStartError(f"{self.name} did not log {marker!r} within {timeout:.0f} s; log {self.log}:\n{self.log_tail()}")
+        raise ClusterStartError(
+            f"{self.name} did not log {marker!r} within {timeout:.0f} s; log {self.log}:\n{self.log_tail()}"
+        )
 
     def stop(self, grace: float = STOP_GRACE_S) -> None:
         """SIGTERM to the process (``timeout`` passes it to its group) and a wait for it to exit;
         then SIGTERM to what is left of its group and of its process tree (Ray's workers start
         their own sessions), a short wait, and SIGKILL to anything still there."""
-        ours = _spawned_by(self.popen.pid, self.started)  # before the leader dies and its children are reparented
+        ours = _spawned_by(
+            self.popen.pid, self.started
+        )  # before the leader dies and its children are reparented
         if self.popen.poll() is None:
             self.popen.terminate()
             try:
@@ -105,7 +112,11 @@ class ManagedProcess:
 
 
 def start_process(
-    name: str, argv: list[str], log: Path, env: dict[str, str] | None = None, cwd: Path | None = None,
+    name: str,
+    argv: list[str],
+    log: Path,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
     lifetime: float | None = None,
 ) -> ManagedProcess:
     """Starts ``argv`` in a new process group (session), stdout and stderr into ``log``. With
@@ -116,15 +127,25 @@ def start_process(
         argv = ["timeout", "--kill-after=15", str(int(lifetime)), *argv]
     with open(log, "wb") as out:
         popen = subprocess.Popen(
-            argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            env=env, cwd=cwd, start_new_session=True,
+            argv,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            cwd=cwd,
+            start_new_session=True,
         )
-    info = _stat(popen.pid)
+    info = procfs.stat(popen.pid)
     return ManagedProcess(name, popen, log, started=info[2] if info else 0)
 
 
 def run_process(
-    name: str, argv: list[str], log: Path, env: dict[str, str], timeout: float = JOB_TIMEOUT_S, cwd: Path | None = None
+    name: str,
+    argv: list[str],
+    log: Path,
+    env: dict[str, str],
+    timeout: float = JOB_TIMEOUT_S,
+    cwd: Path | None = None,
 ) -> tuple[int, str]:
     """Runs ``argv`` to the end like ``start_process``; returns its exit code and output. On
     timeout stops its whole process tree and raises AssertionError with the output's tail."""
@@ -139,35 +160,28 @@ def run_process(
     return code, log.read_text(errors="replace")
 
 
-def _stat(pid: int) -> tuple[int, int, int] | None:
-    """(parent pid, process group, start time in clock ticks) from /proc; None when it is gone."""
-    try:
-        text = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = text[text.rindex(")") + 2:].split()  # the command name may hold spaces and brackets
-    return int(fields[1]), int(fields[2]), int(fields[19])
-
-
 def _spawned_by(leader: int, started: int) -> set[tuple[int, int]]:
     """Live processes that ``leader`` started, as (pid, start time): its descendants and the
     members of its process group that started after it. The start time keeps a reused pid safe."""
-    table = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit() and (info := _stat(int(entry))) is not None:
-            table[int(entry)] = info
-    group = {(pid, st) for pid, (_, pgrp, st) in table.items() if pgrp == leader and st >= started and pid != leader}
+    table = procfs.process_table()
+    group = {
+        (pid, st)
+        for pid, (_, pgrp, st) in table.items()
+        if pgrp == leader and st >= started and pid != leader
+    }
     tree: set[tuple[int, int]] = set()
     parents = {leader}
     while parents:
-        children = {(pid, st) for pid, (ppid, _, st) in table.items() if ppid in parents and st >= started} - tree
+        children = {
+            (pid, st) for pid, (ppid, _, st) in table.items() if ppid in parents and st >= started
+        } - tree
         tree |= children
         parents = {pid for pid, _ in children}
     return group | tree
 
 
 def _alive(pid: int, started: int) -> bool:
-    info = _stat(pid)
+    info = procfs.stat(pid)
     if info is None or info[2] != started:
         return False
     try:  # a zombie has exited; only its parent's wait remains
@@ -239,18 +253,44 @@ class SparkStandalone(_Cluster):
         self.url = f"spark://127.0.0.1:{port}"
         master = start_process(
             "spark master",
-            [spark_class, "org.apache.spark.deploy.master.Master",
-             "--host", "127.0.0.1", "--port", str(port), "--webui-port", str(free_port())],
-            self.root / "master.log", env, lifetime=DAEMON_LIFETIME_S,
+            [
+                spark_class,
+                "org.apache.spark.deploy.master.Master",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--webui-port",
+                str(free_port()),
+            ],
+            self.root / "master.log",
+            env,
+            lifetime=DAEMON_LIFETIME_S,
         )
         self.processes.append(master)
         master.wait_for("I have been elected leader")
         worker = start_process(
             "spark worker",
-            [spark_class, "org.apache.spark.deploy.worker.Worker", self.url,
-             "--host", "127.0.0.1", "--port", str(free_port()), "--webui-port", str(free_port()),
-             "--cores", str(self.cores), "--memory", self.memory, "--work-dir", str(self.root / "work")],
-            self.root / "worker.log", env, lifetime=DAEMON_LIFETIME_S,
+            [
+                spark_class,
+                "org.apache.spark.deploy.worker.Worker",
+                self.url,
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(free_port()),
+                "--webui-port",
+                str(free_port()),
+                "--cores",
+                str(self.cores),
+                "--memory",
+                self.memory,
+                "--work-dir",
+                str(self.root / "work"),
+            ],
+            self.root / "worker.log",
+            env,
+            lifetime=DAEMON_LIFETIME_S,
         )
         self.processes.append(worker)
         worker.wait_for("Successfully registered with master")
@@ -278,22 +318,38 @@ class RayCluster(_Cluster):
         env.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
         # No 30 s drain on SIGTERM: Ray Data's detached actors keep a node busy until the timeout.
         env["RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S"] = "0"
-        head = start_process("ray head", [*self._start_argv("head"), "--head", f"--port={free_port()}",
-                                          "--include-dashboard=false"],
-                             self.root / "head.log", env, lifetime=DAEMON_LIFETIME_S)
+        head = start_process(
+            "ray head",
+            [*self._start_argv("head"), "--head", f"--port={free_port()}", "--include-dashboard=false"],
+            self.root / "head.log",
+            env,
+            lifetime=DAEMON_LIFETIME_S,
+        )
         self.processes.append(head)
         head.wait_for("Ray runtime started")
         address_file = self.root / "head" / "ray_current_cluster"  # written by `ray start` in its --temp-dir
         self.address = address_file.read_text().strip()
-        node = start_process("ray node", [*self._start_argv("node"), f"--address={self.address}"],
-                             self.root / "node.log", env, lifetime=DAEMON_LIFETIME_S)
+        node = start_process(
+            "ray node",
+            [*self._start_argv("node"), f"--address={self.address}"],
+            self.root / "node.log",
+            env,
+            lifetime=DAEMON_LIFETIME_S,
+        )
         self.processes.append(node)
         node.wait_for("Ray runtime started")
         # A driver with the token must see both nodes alive before a test uses the cluster.
-        code, out = run_process("ray probe", [sys.executable, "-c", _RAY_PROBE, self.address, "2"],
-                                self.root / "probe.log", env, timeout=START_TIMEOUT_S)
+        code, out = run_process(
+            "ray probe",
+            [sys.executable, "-c", _RAY_PROBE, self.address, "2"],
+            self.root / "probe.log",
+            env,
+            timeout=START_TIMEOUT_S,
+        )
         if code != 0:
-            raise ClusterStartError(f"the Ray cluster at {self.address} did not show 2 live nodes:\n{out[-LOG_TAIL_CHARS:]}")
+            raise ClusterStartError(
+                f"the Ray cluster at {self.address} did not show 2 live nodes:\n{out[-LOG_TAIL_CHARS:]}"
+            )
 
     def node_dirs(self) -> list[Path]:
         """Each node's current session folder (logs, runtime_resources), head first."""
@@ -303,13 +359,20 @@ class RayCluster(_Cluster):
         # Ray's fixed default ports (dashboard agent 52365, client server 10001, ...) would clash
         # with other Ray instances on a shared machine: every port is picked free here.
         return [
-            venv_bin("ray"), "start", "--block", "--disable-usage-stats",
-            f"--temp-dir={self.root / name}", f"--num-cpus={self.cpus_per_node}",
+            venv_bin("ray"),
+            "start",
+            "--block",
+            "--disable-usage-stats",
+            f"--temp-dir={self.root / name}",
+            f"--num-cpus={self.cpus_per_node}",
             f"--num-gpus={self.gpus_on_second_node if name == 'node' else 0}",
             f"--object-store-memory={self.object_store_bytes}",
-            f"--node-manager-port={free_port()}", f"--object-manager-port={free_port()}",
-            f"--dashboard-agent-listen-port={free_port()}", f"--dashboard-agent-grpc-port={free_port()}",
-            f"--metrics-export-port={free_port()}", f"--runtime-env-agent-port={free_port()}",
+            f"--node-manager-port={free_port()}",
+            f"--object-manager-port={free_port()}",
+            f"--dashboard-agent-listen-port={free_port()}",
+            f"--dashboard-agent-grpc-port={free_port()}",
+            f"--metrics-export-port={free_port()}",
+            f"--runtime-env-agent-port={free_port()}",
         ]
 
 

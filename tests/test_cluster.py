@@ -18,15 +18,16 @@ from pathlib import Path
 
 import pytest
 
-import ray_backend
-from common.compare import compare_outputs
 from common.errors import JobError
-from common.job import load_job
-from common.output import MANIFEST
-from common.parity_settings import ParitySettings
-from common.runner import run_job
+from common.parity.compare import compare_outputs
+from common.parity.settings import ParitySettings
+from common.run.output import MANIFEST
+from common.run.runner import run_job
+from common.spec.job import load_job
+from common.spec.toml import parse_table
+from ray_backend.settings import RaySettings
 from tests.clusters import RayCluster, SparkStandalone, remove_tree, run_process, short_temp_dir, venv_bin
-from tests.jobs import make_job
+from tests.support import make_job
 
 ROWS = 600
 EXACT = ParitySettings(strict_types=True)  # zero tolerance on every column, types included
@@ -99,7 +100,9 @@ def test_spark_standalone_cluster_matches_local_mode(job_path, spark, spark_clus
 def test_ray_two_node_cluster_matches_local_mode(job_path, ray_local, ray_cluster, tmp_path):
     local = tmp_path / "local"
     run_job(replace(load_job(job_path), output_path=local), "ray")
-    job = cluster_job(job_path, "job-ray-cluster", f'address = "{ray_cluster.address}"\n')  # the [ray] section is last
+    job = cluster_job(
+        job_path, "job-ray-cluster", f'address = "{ray_cluster.address}"\n'
+    )  # the [ray] section is last
 
     code, out = run_cli(job, "ray", tmp_path / "cluster", cli_env(**ray_cluster.env))
 
@@ -134,24 +137,27 @@ def test_ray_cluster_refuses_a_driver_without_the_token(job_path, ray_cluster, t
     assert not (tmp_path / "refused").exists()
 
 
-@pytest.mark.parametrize("cluster, settings, expected", [
-    ({"CPU": 2.0}, {}, (0.5, 0.0)),  # two replicas leave one CPU for reads
-    ({"CPU": 16.0, "GPU": 1.0}, {}, (1.0, 0.5)),  # one GPU, two replicas: half each, both start
-    ({"CPU": 16.0, "GPU": 3.0}, {"concurrency": 4}, (1.0, 0.5)),  # 0.75 each would leave one waiting
-    ({"CPU": 16.0, "GPU": 4.0}, {"concurrency": 3}, (1.0, 1.0)),
-    ({"CPU": 16.0, "GPU": 1.0}, {"num_gpus": 0.25, "num_cpus": 2.0}, (2.0, 0.25)),
-    ({"CPU": 16.0, "GPU": 1.0}, {"num_gpus": 0}, (1.0, 0.0)),
-])
+@pytest.mark.parametrize(
+    "cluster, settings, expected",
+    [
+        ({"CPU": 2.0}, {}, (0.5, 0.0)),  # two replicas leave one CPU for reads
+        ({"CPU": 16.0, "GPU": 1.0}, {}, (1.0, 0.5)),  # one GPU, two replicas: half each, both start
+        ({"CPU": 16.0, "GPU": 3.0}, {"concurrency": 4}, (1.0, 0.5)),  # 0.75 each would leave one waiting
+        ({"CPU": 16.0, "GPU": 4.0}, {"concurrency": 3}, (1.0, 1.0)),
+        ({"CPU": 16.0, "GPU": 1.0}, {"num_gpus": 0.25, "num_cpus": 2.0}, (2.0, 0.25)),
+        ({"CPU": 16.0, "GPU": 1.0}, {"num_gpus": 0}, (1.0, 0.0)),
+    ],
+)
 def test_ray_replica_resources(cluster, settings, expected):
     from ray_backend.executor import replica_resources
 
-    parsed = ray_backend.parse_settings(settings, "job.toml: [ray]")
+    parsed = parse_table(RaySettings, settings, "job.toml: [ray]")
     assert replica_resources(parsed, cluster) == expected
 
 
 def test_ray_runtime_env_setting():
     """``[ray] runtime_env`` reaches ensure_ray as a table; its py_modules must be a list."""
-    settings = ray_backend.parse_settings({"runtime_env": {"env_vars": {"A": "1"}}}, "job.toml: [ray]")
+    settings = parse_table(RaySettings, {"runtime_env": {"env_vars": {"A": "1"}}}, "job.toml: [ray]")
     assert settings.runtime_env == {"env_vars": {"A": "1"}}
-    with pytest.raises(JobError, match="runtime_env py_modules must be a list"):
-        ray_backend.parse_settings({"runtime_env": {"py_modules": "common"}}, "job.toml: [ray]")
+    with pytest.raises(JobError, match='runtime_env": py_modules must be a list'):
+        parse_table(RaySettings, {"runtime_env": {"py_modules": "common"}}, "job.toml: [ray]")

@@ -12,11 +12,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from common.compare import compare_outputs
-from common.compare_kernels import ulp_distance
 from common.errors import InputError, JobError
-from common.parity_settings import ParitySettings, Tolerance, parse_parity_settings
-from common.report import format_summary, write_reports
+from common.parity.compare import compare_outputs
+from common.parity.kernels import ulp_distance
+from common.parity.report import format_summary, write_reports
+from common.parity.settings import ParitySettings, Tolerance, parse_parity_settings
 
 
 def write(path, table, parts=1):
@@ -75,7 +75,10 @@ def test_acceptance_lists_exactly_the_three_differences(tmp_path):
     assert (score.unequal, score.max_ulps, score.verdict) == (1, 1, "DIFFERS")
     assert (label.unequal, label.decision_flips) == (1, None)  # not a declared label column
     assert margin.verdict == "bit-identical"
-    assert [(s.key, sorted(s.columns)) for s in pair.samples] == [({"id": 10}, ["score"]), ({"id": 20}, ["label"])]
+    assert [(s.key, sorted(s.columns)) for s in pair.samples] == [
+        ({"id": 10}, ["score"]),
+        ({"id": 20}, ["label"]),
+    ]
     assert pair.samples[0].columns["score"] == (a["score"][10], np.nextafter(a["score"][10], 2.0))
 
 
@@ -122,7 +125,9 @@ def test_float32_vs_float64_compared_after_widening(tmp_path):
     p = column(report, "p")
     assert report.ok and p.type_differs and p.unequal == 0 and p.ulp_unit == "float32"
     assert (p.left_type, p.right_type) == ("float", "double")
-    strict = compare_outputs({"a": tmp_path / "a", "b": tmp_path / "b"}, "id", ParitySettings(strict_types=True))
+    strict = compare_outputs(
+        {"a": tmp_path / "a", "b": tmp_path / "b"}, "id", ParitySettings(strict_types=True)
+    )
     assert strict.problems() == ["a vs b: column p is float vs double"]
 
 
@@ -147,29 +152,45 @@ def test_relative_tolerance(tmp_path):
 
 
 def test_timestamps_same_instant_in_other_units_and_zones(tmp_path):
-    utc = [dt.datetime(2024, 3, 1, 12, 0, tzinfo=dt.timezone.utc), None]
-    a = pa.table({
-        "id": [1, 2],
-        "ms": pa.array(utc, pa.timestamp("ms", tz="UTC")),
-        "zone": pa.array(utc, pa.timestamp("us", tz="UTC")),
-        "naive": pa.array([u and u.replace(tzinfo=None) for u in utc], pa.timestamp("us")),
-    })
-    b = pa.table({
-        "id": [1, 2],
-        "ms": pa.array(utc, pa.timestamp("us", tz="UTC")),
-        "zone": pa.array(utc, pa.timestamp("us", tz="UTC")).cast(pa.timestamp("us", tz="Europe/Berlin")),
-        "naive": pa.array(utc, pa.timestamp("ns", tz="UTC")),
-    })
+    utc = [dt.datetime(2024, 3, 1, 12, 0, tzinfo=dt.UTC), None]
+    a = pa.table(
+        {
+            "id": [1, 2],
+            "ms": pa.array(utc, pa.timestamp("ms", tz="UTC")),
+            "zone": pa.array(utc, pa.timestamp("us", tz="UTC")),
+            "naive": pa.array([u and u.replace(tzinfo=None) for u in utc], pa.timestamp("us")),
+        }
+    )
+    b = pa.table(
+        {
+            "id": [1, 2],
+            "ms": pa.array(utc, pa.timestamp("us", tz="UTC")),
+            "zone": pa.array(utc, pa.timestamp("us", tz="UTC")).cast(pa.timestamp("us", tz="Europe/Berlin")),
+            "naive": pa.array(utc, pa.timestamp("ns", tz="UTC")),
+        }
+    )
     report = compare(tmp_path, a, b)
     assert report.ok, report.problems()
     assert all(c.type_differs for c in report.pairs[0].columns)
 
 
 def test_int32_vs_int64_strings_and_booleans(tmp_path):
-    a = pa.table({"id": [1, 2, 3], "n": pa.array([1, 2, 3], pa.int32()), "s": ["x", "y", None],
-                  "f": [True, False, True]})
-    b = pa.table({"id": [1, 2, 3], "n": [1, 2, 4], "s": pa.array(["x", "y", "z"]).dictionary_encode(),
-                  "f": [True, False, True]})
+    a = pa.table(
+        {
+            "id": [1, 2, 3],
+            "n": pa.array([1, 2, 3], pa.int32()),
+            "s": ["x", "y", None],
+            "f": [True, False, True],
+        }
+    )
+    b = pa.table(
+        {
+            "id": [1, 2, 3],
+            "n": [1, 2, 4],
+            "s": pa.array(["x", "y", "z"]).dictionary_encode(),
+            "f": [True, False, True],
+        }
+    )
     report = compare(tmp_path, a, b)
     assert (column(report, "n").unequal, column(report, "n").max_abs_diff) == (1, 1.0)
     assert (column(report, "s").unequal, column(report, "s").null_mismatches) == (1, 1)
@@ -178,10 +199,24 @@ def test_int32_vs_int64_strings_and_booleans(tmp_path):
 
 def test_list_columns_element_by_element_with_tolerance(tmp_path):
     f32 = pa.list_(pa.float32())
-    a = pa.table({"id": [1, 2, 3, 4, 5], "emb": pa.array(
-        [[0.1, 0.2], [1.0, 2.0], [1.0], None, [np.nan]], f32)})
-    b = pa.table({"id": [1, 2, 3, 4, 5], "emb": pa.array(
-        [[0.1, np.nextafter(np.float32(0.2), np.float32(1))], [1.0, 2.0], [1.0, 2.0], [1.0], [np.nan]], f32)})
+    a = pa.table(
+        {"id": [1, 2, 3, 4, 5], "emb": pa.array([[0.1, 0.2], [1.0, 2.0], [1.0], None, [np.nan]], f32)}
+    )
+    b = pa.table(
+        {
+            "id": [1, 2, 3, 4, 5],
+            "emb": pa.array(
+                [
+                    [0.1, np.nextafter(np.float32(0.2), np.float32(1))],
+                    [1.0, 2.0],
+                    [1.0, 2.0],
+                    [1.0],
+                    [np.nan],
+                ],
+                f32,
+            ),
+        }
+    )
     exact = compare(tmp_path / "exact", a, b)
     emb = column(exact, "emb")
     assert (emb.unequal, emb.null_mismatches, emb.ulp_unit) == (3, 1, "float32")
@@ -233,7 +268,9 @@ def test_row_order_and_file_split_do_not_matter(tmp_path):
 
 
 def test_composite_key_with_different_integer_widths(tmp_path):
-    a = pa.table({"store": pa.array([1, 1, 2], pa.int32()), "day": ["mon", "tue", "mon"], "y": [1.0, 2.0, 3.0]})
+    a = pa.table(
+        {"store": pa.array([1, 1, 2], pa.int32()), "day": ["mon", "tue", "mon"], "y": [1.0, 2.0, 3.0]}
+    )
     b = pa.table({"store": [2, 1, 1], "day": ["mon", "tue", "mon"], "y": [3.0, 2.5, 1.0]})
     report = compare(tmp_path, a, b, key=["store", "day"])
     assert report.pairs[0].matched == 3
@@ -242,10 +279,20 @@ def test_composite_key_with_different_integer_widths(tmp_path):
 
 def test_key_types_are_unified_before_hashing(tmp_path):
     days = [dt.date(2024, 1, d) for d in (1, 2, 3)]
-    a = pa.table({"user": pa.array(["u1", "u2", "u3"]).dictionary_encode(), "day": pa.array(days, pa.date32()),
-                  "y": [1.0, 2.0, 3.0]})
-    b = pa.table({"user": pa.array(["u3", "u2", "u1"], pa.large_string()),
-                  "day": pa.array(days[::-1], pa.date32()), "y": [3.0, 2.0, 1.0]})
+    a = pa.table(
+        {
+            "user": pa.array(["u1", "u2", "u3"]).dictionary_encode(),
+            "day": pa.array(days, pa.date32()),
+            "y": [1.0, 2.0, 3.0],
+        }
+    )
+    b = pa.table(
+        {
+            "user": pa.array(["u3", "u2", "u1"], pa.large_string()),
+            "day": pa.array(days[::-1], pa.date32()),
+            "y": [3.0, 2.0, 1.0],
+        }
+    )
     report = compare(tmp_path, a, b, key=["user", "day"], bucket_rows=1)
     assert report.ok and report.pairs[0].matched == 3 and report.buckets == 3
 
@@ -261,7 +308,7 @@ def test_several_spill_buckets_give_the_same_answer(tmp_path):
     assert [c.unequal for c in one.pairs[0].columns] == [c.unequal for c in many.pairs[0].columns]
     assert sorted(s.key["id"] for s in many.pairs[0].samples) == [10, 20, 1010, 1020]
     assert list((tmp_path / "work").iterdir()) == []  # spill files are removed
-    for d1, d2 in zip(one.distributions, many.distributions):
+    for d1, d2 in zip(one.distributions, many.distributions, strict=True):
         assert d1.sides == d2.sides and d1.comparisons == d2.comparisons
 
 
@@ -306,7 +353,13 @@ def test_three_way_names_the_side_that_left_the_reference(tmp_path):
 
 def test_parse_parity_settings():
     settings = parse_parity_settings(
-        {"abs": 1e-9, "ulps": 4, "sample_size": 3, "columns": {"score": {"abs": 1e-6}}, "label_columns": ["label"]},
+        {
+            "abs": 1e-9,
+            "ulps": 4,
+            "sample_size": 3,
+            "columns": {"score": {"abs": 1e-6}},
+            "label_columns": ["label"],
+        },
         "job.toml",
     )
     assert settings.default == Tolerance(abs=1e-9, ulps=4)
@@ -319,11 +372,19 @@ def test_parse_parity_settings():
 @pytest.mark.parametrize(
     ("section", "message"),
     [
-        ({"tolerance": 1}, "unknown key 'parity.tolerance'; valid keys: abs, rel, ulps"),
-        ({"columns": {"score": {"atol": 1}}}, "unknown key 'parity.columns.score.atol'"),
-        ({"abs": -1}, "parity.abs must be >= 0"),
-        ({"ulps": 1.5}, "parity.ulps must be an integer"),
-        ({"strict_types": "yes"}, "parity.strict_types must be true or false"),
+        (
+            {"tolerance": 1},
+            '[parity]: unknown field "tolerance"; valid: abs, columns, label_columns, rel, sample_size, '
+            "score_columns, strict_types, threshold, ulps",
+        ),
+        (
+            {"columns": {"score": {"atol": 1}}},
+            '[parity.columns.score]: unknown field "atol"; valid: abs, rel, ulps',
+        ),
+        ({"abs": -1}, '[parity]: field "abs" must be >= 0, got -1.0'),
+        ({"ulps": 1.5}, '[parity]: field "ulps" must be an integer, got 1.5'),
+        ({"strict_types": "yes"}, '[parity]: field "strict_types" must be true or false, got "yes"'),
+        ({"threshold": float("nan")}, '[parity]: field "threshold" must be finite, got nan'),
     ],
 )
 def test_bad_parity_settings_name_the_key(section, message):

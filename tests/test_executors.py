@@ -10,16 +10,11 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
-from common.job import load_job
-from common.output import MANIFEST, SUCCESS, data_files
-from common.runner import run_job
-from tests.jobs import make_job
-
-BACKENDS = ["spark", "ray", "reference"]
-
-
-def read_output(path):
-    return pq.read_table([str(f) for f in data_files(path)] if path.is_dir() else path).sort_by("id")
+from common.run.backends import backend_names, engine_names
+from common.run.output import MANIFEST, SUCCESS
+from common.run.runner import run_job
+from common.spec.job import load_job
+from tests.support import make_job, read_output
 
 
 @pytest.fixture(scope="module")
@@ -27,8 +22,8 @@ def job_path(tmp_path_factory):
     return make_job(tmp_path_factory.mktemp("exec"), rows=700, files=3)
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_run_writes_every_row_once(backend, job_path, engines, tmp_path):
+def test_run_writes_every_row_once(any_backend, job_path, tmp_path):
+    backend = any_backend
     job = replace(load_job(job_path), output_path=tmp_path / backend)
     result = run_job(job, backend)
     assert result.rows_in == result.rows_out == 700
@@ -43,14 +38,13 @@ def test_run_writes_every_row_once(backend, job_path, engines, tmp_path):
 def test_backends_agree_exactly_on_sklearn_scores(job_path, engines, tmp_path):
     """Same transforms, same model, different engines: identical bits for this float64 model."""
     tables = {}
-    for backend in BACKENDS:
+    for backend in backend_names():
         run_job(replace(load_job(job_path), output_path=tmp_path / backend), backend)
         tables[backend] = read_output(tmp_path / backend)
     assert tables["spark"].column("score").equals(tables["reference"].column("score"))
     assert tables["ray"].column("score").equals(tables["reference"].column("score"))
 
 
-@pytest.mark.parametrize("backend", ["spark", "ray"])
 def test_empty_input_gives_empty_typed_output(backend, job_path, engines, tmp_path):
     empty = pq.read_table(job_path.parent / "input").slice(0, 0)
     pq.write_table(empty, tmp_path / "empty.parquet")
@@ -67,7 +61,7 @@ def test_csv_input_on_both_backends(job_path, engines, tmp_path):
     table = pq.read_table(job_path.parent / "input")
     pacsv.write_csv(table, tmp_path / "input.csv")
     outs = {}
-    for backend in ("spark", "ray"):
+    for backend in engine_names():
         job = load_job(job_path).with_paths(tmp_path / "input.csv", tmp_path / backend)
         assert run_job(job, backend).rows_out == 700
         outs[backend] = read_output(tmp_path / backend)
@@ -100,25 +94,38 @@ def test_spark_task_device_follows_spark_gpu_scheduling():
 
 def test_workers_run_on_cpu_here_and_report_it(job_path, engines, tmp_path):
     """On a CPU machine every path falls back cleanly: device auto resolves to cpu everywhere."""
-    for backend in ("spark", "ray"):
+    for backend in engine_names():
         result = run_job(replace(load_job(job_path), output_path=tmp_path / backend), backend)
         assert result.device == "cpu"
 
 
 def test_split_host_stage_keeps_the_meaning_of_the_order():
-    from common.transforms import parse_transforms, split_host_stage
+    from common.spec.transforms import parse_transforms, split_host_stage
 
-    transforms = parse_transforms([
-        {"op": "impute", "column": "x", "value": 0.0},
-        {"op": "string_index", "column": "s", "output": "s_idx", "vocabulary": ["a"]},
-        {"op": "standard_scale", "column": "s_idx", "output": "s_z", "mean": 0.0, "std": 1.0},
-        {"op": "hash_bucket", "column": "n", "buckets": 4},
-        {"op": "bucketize", "column": "n", "output": "n_b", "boundaries": [0.0]},
-        {"op": "hash_bucket", "column": "x", "output": "x_h", "buckets": 4},  # reads impute's output: stays
-    ], "test")
+    transforms = parse_transforms(
+        [
+            {"op": "impute", "column": "x", "value": 0.0},
+            {"op": "string_index", "column": "s", "output": "s_idx", "vocabulary": ["a"]},
+            {"op": "standard_scale", "column": "s_idx", "output": "s_z", "mean": 0.0, "std": 1.0},
+            {"op": "hash_bucket", "column": "n", "buckets": 4},
+            {"op": "bucketize", "column": "n", "output": "n_b", "boundaries": [0.0]},
+            {
+                "op": "hash_bucket",
+                "column": "x",
+                "output": "x_h",
+                "buckets": 4,
+            },  # reads impute's output: stays
+        ],
+        "test",
+    )
     host, rest = split_host_stage(transforms)
     assert [(t.op, t.column) for t in host] == [("string_index", "s"), ("hash_bucket", "n")]
-    assert [(t.op, t.column) for t in rest] == [("impute", "x"), ("standard_scale", "s_idx"), ("bucketize", "n"), ("hash_bucket", "x")]
+    assert [(t.op, t.column) for t in rest] == [
+        ("impute", "x"),
+        ("standard_scale", "s_idx"),
+        ("bucketize", "n"),
+        ("hash_bucket", "x"),
+    ]
 
 
 def test_ray_cpu_stage_gives_the_same_output(job_path, engines, tmp_path):
@@ -126,7 +133,7 @@ def test_ray_cpu_stage_gives_the_same_output(job_path, engines, tmp_path):
     import json
 
     job = load_job(job_path)
-    split = replace(job, output_path=tmp_path / "split", sections={**job.sections, "ray": {"concurrency": 1, "cpu_stage": True}})
+    split = replace(job.with_settings("ray", concurrency=1, cpu_stage=True), output_path=tmp_path / "split")
     run_job(split, "ray")
     run_job(replace(job, output_path=tmp_path / "fused"), "ray")
     manifest = json.loads((tmp_path / "split" / MANIFEST).read_text())
@@ -134,21 +141,24 @@ def test_ray_cpu_stage_gives_the_same_output(job_path, engines, tmp_path):
     assert read_output(tmp_path / "split").equals(read_output(tmp_path / "fused"))
 
 
-@pytest.mark.parametrize("returned, message", [
-    ({"cat": pa.array(["a"] * 3)}, 'preprocess returned column "cat", which the batch already has'),
-    ({"tokens": pa.array([[1]] * 2)}, 'preprocess returned 2 rows in column "tokens" for a batch of 3'),
-    ({"tokens": [[1], "x", 2]}, 'preprocess column "tokens": '),
-    ([pa.array([1, 2, 3])], "preprocess returned list; expected a mapping"),
-])
+@pytest.mark.parametrize(
+    "returned, message",
+    [
+        ({"cat": pa.array(["a"] * 3)}, 'preprocess returned column "cat", which the batch already has'),
+        ({"tokens": pa.array([[1]] * 2)}, 'preprocess returned 2 rows in column "tokens" for a batch of 3'),
+        ({"tokens": [[1], "x", 2]}, 'preprocess column "tokens": '),
+        ([pa.array([1, 2, 3])], "preprocess returned list; expected a mapping"),
+    ],
+)
 def test_a_broken_preprocess_is_the_bundle_s_fault(job_path, returned, message):
     """What ``preprocess`` returns is checked like model outputs: a clash, a wrong length or an
     unconvertible column fails with BundleError naming the bundle, never a misaligned batch."""
-    from common.bundle import load_bundle
     from common.errors import BundleError
-    from common.features import FeatureBatch
-    from common.models.base import has_preprocess
-    from common.models.sklearn_model import SklearnHandler
-    from common.predictor import add_preprocessed
+    from common.model.features import FeatureBatch
+    from common.model.handler import has_preprocess
+    from common.model.kinds.sklearn import SklearnHandler
+    from common.model.predictor import add_preprocessed
+    from common.spec.bundle import load_bundle
 
     class Tokenizing(SklearnHandler):
         def preprocess(self, batch):
@@ -182,8 +192,8 @@ def test_ray_cuts_the_input_into_blocks_so_operators_overlap(engines, tmp_path, 
     job = load_job(make_job(tmp_path / "job", rows=5000, files=4))
     tasks = {}
     for blocks in (4, 0):
-        ray_section = {"concurrency": 2, "cpu_stage": True, "blocks_per_replica": blocks}
-        run_job(replace(job, output_path=tmp_path / str(blocks), sections={**job.sections, "ray": ray_section}), "ray")
+        split = job.with_settings("ray", concurrency=2, cpu_stage=True, blocks_per_replica=blocks)
+        run_job(replace(split, output_path=tmp_path / str(blocks)), "ray")
         found = dict(re.findall(r"Operator \d+ MapBatches\((\w+)\): (\d+) tasks executed", seen[-1].stats()))
         tasks[blocks] = {op: int(n) for op, n in found.items()}
     assert block_rows(5000, 64, 2, 4) == 640

@@ -2,7 +2,7 @@
 bad input a clear one-line error. Each test breaks one promise of README.md's "Guarantees" if it fails.
 
 Engine runs use the session's Spark (local[2,3]: 3 attempts per task) and Ray; faults come from the
-job file's ``[faults]`` section (``common.faults``), with a marker folder under the test's tmp_path
+job file's ``[faults]`` section (``common.spec.faults``), with a marker folder under the test's tmp_path
 so a test can tell that its fault really fired.
 """
 
@@ -14,7 +14,6 @@ import os
 import re
 import subprocess
 import sys
-import uuid
 from dataclasses import replace
 from pathlib import Path
 
@@ -23,93 +22,15 @@ import pyarrow.parquet as pq
 import pytest
 
 from common.cli import main
-from common.dead_letter import DEAD_LETTER_DIR, dead_letter_files
-from common.errors import InputError, OutputError
-from common.job import load_job
-from common.output import MANIFEST, SUCCESS, data_files, remove_stale_staging
-from common.reconcile import reconcile
-from common.runner import prepare, run_job
-from tests.jobs import make_job
-
-ROWS = 300  # two input files of 150 rows; bundle batch_size 64
-
+from common.errors import OutputError
+from common.run.dead_letter import DEAD_LETTER_DIR, dead_letter_files
+from common.run.output import MANIFEST, SUCCESS, output_files, remove_stale_staging
+from common.run.reconcile import reconcile
+from common.run.runner import run_job
+from common.spec.job import load_job
+from tests.support import ROWS, assert_failed_cleanly, read_output, reliability_job, run_cli
 
 # ---- helpers ------------------------------------------------------------------------------------
-
-HANDLER = '''\
-import numpy as np
-
-from common.errors import InputError
-from common.models import ModelHandler
-
-
-class Misbehaving(ModelHandler):
-    """Returns x2, except for rows chosen by [options]: raise, or break the output contract."""
-
-    def load_model(self):
-        return None
-
-    def run_inference(self, batch, model):
-        ids = batch.numpy(["id"])[:, 0]
-        x = batch.numpy(["x2"])[:, 0]
-        mode = self.bundle.options["mode"]
-        if mode == "raise_rows":
-            bad = sorted(set(ids.astype(int)) & set(self.bundle.options["ids"]))
-            if bad:  # a handler may flag a bad row with InputError too: still the row's fault
-                raise (InputError if bad[0] % 2 == 0 else ValueError)(f"cannot score id {bad[0]}")
-        elif (ids >= self.bundle.options.get("from_id", 0)).any():
-            if mode == "wrong_rows":
-                return x[:-1]
-            if mode == "wrong_columns":
-                return np.stack([x, x], axis=1)
-        return x
-'''
-
-
-def write_python_bundle(folder: Path, **options) -> Path:
-    """A ``python`` bundle whose handler misbehaves as ``options`` say (module name unique per
-    bundle: Spark and Ray workers outlive a test and cache imported modules by name)."""
-    folder.mkdir(parents=True)
-    module = f"misbehaving_{uuid.uuid4().hex[:8]}"
-    (folder / f"{module}.py").write_text(HANDLER)
-    opts = "\n".join(f"{k} = {json.dumps(v)}" for k, v in options.items())
-    (folder / "bundle.toml").write_text(
-        f'kind = "python"\nentrypoint = "{module}:Misbehaving"\nfeatures = ["x2"]\nbatch_size = 64\n'
-        f'device = "cpu"\n\n[outputs]\nscore = "float64"\n\n[options]\n{opts}\n'
-    )
-    return folder
-
-
-def reliability_job(root: Path, *, on_error: str = "fail", faults: str = "", bundle: dict | None = None) -> Path:
-    """``make_job`` with two input files, plus ``job.on_error``, a ``[faults]`` body and a python bundle."""
-    job = make_job(root, rows=ROWS, files=2)
-    text = job.read_text().replace('key = "id"\n', f'key = "id"\non_error = "{on_error}"\n', 1)
-    if faults:
-        text += f'\n[faults]\nmarker_dir = "markers"\n{faults}\n'
-    if bundle is not None:
-        write_python_bundle(root / "pybundle", **bundle)
-        text = text.replace('bundle = "bundle"', 'bundle = "pybundle"')
-    job.write_text(text)
-    return job
-
-
-def run_cli(capsys, *args: str) -> tuple[int, str]:
-    code = main(list(args))
-    return code, capsys.readouterr().err.strip()
-
-
-def assert_failed_cleanly(code: int, err: str, out: Path, *needles: str) -> None:
-    """Exit 2, one line naming what is at fault, no output published, no staging folder left."""
-    assert code == 2, err
-    assert len(err.splitlines()) == 1, err
-    for needle in needles:
-        assert needle in err, err
-    assert not out.exists() or (out / "keep.txt").is_file(), "a failed run published or removed output"
-    assert not list(out.parent.glob(f".{out.name}.*")), list(out.parent.glob(f".{out.name}.*"))
-
-
-def read_output(folder: Path) -> pa.Table:
-    return pq.read_table([str(f) for f in data_files(folder)]).sort_by("id")
 
 
 def assert_every_row_once(folder: Path, expected_ids) -> None:
@@ -118,7 +39,7 @@ def assert_every_row_once(folder: Path, expected_ids) -> None:
 
 
 def file_hashes(folder: Path) -> list[str]:
-    return sorted(hashlib.sha256(f.read_bytes()).hexdigest() for f in data_files(folder))
+    return sorted(hashlib.sha256(f.read_bytes()).hexdigest() for f in output_files(folder))
 
 
 def existing_output(folder: Path) -> Path:
@@ -138,7 +59,9 @@ def test_reconcile_catches_lost_doubled_and_foreign_keys():
     cases = {
         "1 input key(s) missing, e.g. 9": keys.slice(0, 9),
         "key 3 written more than once": pa.concat_tables([keys, keys.slice(3, 1)]),
-        "key(s) not in the input, e.g. 99": pa.concat_tables([keys, pa.table({"id": pa.array([99], pa.int64())})]),
+        "key(s) not in the input, e.g. 99": pa.concat_tables(
+            [keys, pa.table({"id": pa.array([99], pa.int64())})]
+        ),
     }
     for message, output in cases.items():
         with pytest.raises(OutputError, match=re.escape(message)) as info:
@@ -151,7 +74,7 @@ def test_reconcile_catches_lost_doubled_and_foreign_keys():
 @pytest.mark.parametrize("damage", ["drop", "double"])
 def test_output_that_does_not_reconcile_is_never_published(damage, tmp_path, monkeypatch, capsys):
     """An engine that loses or doubles a row (simulated) fails the job; nothing is published."""
-    import common.reference as reference
+    import common.run.reference as reference
 
     real_run = reference.run
 
@@ -173,7 +96,6 @@ def test_output_that_does_not_reconcile_is_never_published(damage, tmp_path, mon
 # ---- 2. atomic output, and re-runs ----------------------------------------------------------------
 
 
-@pytest.mark.parametrize("backend", ["spark", "ray"])
 def test_rerun_gives_identical_rows_and_a_full_manifest(backend, engines, tmp_path):
     """Same job twice (the second with --overwrite): the same rows; on Spark (and the reference)
     byte-identical data files, only their names differ; Ray may order rows differently."""
@@ -189,7 +111,16 @@ def test_rerun_gives_identical_rows_and_a_full_manifest(backend, engines, tmp_pa
     if backend == "spark":
         assert file_hashes(out) == hashes
     assert table.column("id").to_pylist() == list(range(ROWS))
-    for field in ("job", "backend", "rows_in", "rows_out", "dead_letter_rows", "bundle_hash", "started", "finished"):
+    for field in (
+        "job",
+        "backend",
+        "rows_in",
+        "rows_out",
+        "dead_letter_rows",
+        "bundle_hash",
+        "started",
+        "finished",
+    ):
         assert field in manifest, field
     assert manifest["backend"] == backend and manifest["rows_out"] == ROWS and manifest["reconciled"] is True
     assert not list(tmp_path.glob(".out.*")), "staging or scratch folders left behind"
@@ -202,12 +133,15 @@ def test_killed_run_leaves_destination_untouched_and_next_run_cleans_up(tmp_path
     out = existing_output(job.parent / "out")
     proc = subprocess.run(
         [sys.executable, "-m", "common.cli", "run", str(job), "--backend", "reference", "--overwrite"],
-        capture_output=True, text=True, timeout=300, cwd=Path(__file__).resolve().parents[1],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=Path(__file__).resolve().parents[1],
     )
     assert proc.returncode == -9, proc.stderr
     assert sorted(p.name for p in out.iterdir()) == ["keep.txt"]
     stale = list(job.parent.glob(".out.staging-*"))
-    assert stale and any(data_files(p) or list(p.glob("*.parquet")) for p in stale if p.is_dir())
+    assert stale and any(output_files(p) or list(p.glob("*.parquet")) for p in stale if p.is_dir())
     # The marker survives in marker_dir, so this run is not killed again; it must not read the stale folder.
     result = run_job(replace(load_job(job), overwrite=True), "reference")
     assert result.rows_out == ROWS
@@ -228,7 +162,7 @@ def test_staging_folders_of_live_runs_and_other_hosts_are_kept(tmp_path):
 
 
 def _host() -> str:
-    from common.output import _HOST
+    from common.run.output import _HOST
 
     return _HOST
 
@@ -259,7 +193,6 @@ def test_spark_task_failing_once_is_retried(mode, spark, tmp_path):
     assert_every_row_once(job.output_path, range(ROWS))
 
 
-@pytest.mark.parametrize("backend", ["spark", "ray"])
 def test_batch_that_always_fails_fails_the_job_with_its_key_range(backend, engines, tmp_path, capsys):
     job = reliability_job(tmp_path / "job", faults='mode = "raise_always"\nkey = 200')
     out = existing_output(job.parent / "out")
@@ -272,30 +205,40 @@ def test_batch_that_always_fails_fails_the_job_with_its_key_range(backend, engin
 
 def test_worker_errors_reach_the_user_as_our_one_line():
     """Spark hands back the worker's traceback as text (a chained cause first); Ray the exception."""
-    from common.predictor import BatchFailedError
-    from common.runner import EngineError, _unwrap
+    from common.model.predictor import BatchFailedError
+    from common.run.runner import EngineError, _unwrap
 
     spark_text = (
         "An error occurred while calling o81.parquet.\n: org.apache.spark.SparkException: Job aborted\n"
         "Traceback (most recent call last):\n  ...\ncommon.errors.InputError: row 3 has no pixels\n\n"
         "The above exception was the direct cause of the following exception:\n\n"
-        "common.predictor.BatchFailedError: batch of 64 rows, id 0..63 failed: InputError: row 3 has no pixels\n"
+        "common.model.predictor.BatchFailedError: batch of 64 rows, id 0..63 failed: InputError: row 3 has "
+        "no pixels\n"
         "\tat org.apache.spark.api.python.BasePythonRunner"
     )
     error = _unwrap(RuntimeError(spark_text), "spark")
     assert type(error) is BatchFailedError and str(error).startswith("batch of 64 rows, id 0..63 failed")
     wrapped = RuntimeError("task failed")
-    wrapped.cause = BatchFailedError("batch of 2 rows, id 1..2 failed: ValueError: x")  # Ray's RayTaskError.cause
+    wrapped.cause = BatchFailedError(
+        "batch of 2 rows, id 1..2 failed: ValueError: x"
+    )  # Ray's RayTaskError.cause
     assert _unwrap(wrapped, "ray") is wrapped.cause
-    lost = _unwrap(RuntimeError("Job aborted due to stage failure: Task 0 in stage 5.0 failed 3 times, most recent "
-                                "failure: Lost task 0.2 (TID 9) (host executor driver): SparkException: worker crashed"), "spark")
-    assert type(lost) is EngineError and str(lost) == "spark failed: a task failed 3 times; last: SparkException: worker crashed"
+    lost = _unwrap(
+        RuntimeError(
+            "Job aborted due to stage failure: Task 0 in stage 5.0 failed 3 times, most recent "
+            "failure: Lost task 0.2 (TID 9) (host executor driver): SparkException: worker crashed"
+        ),
+        "spark",
+    )
+    assert (
+        type(lost) is EngineError
+        and str(lost) == "spark failed: a task failed 3 times; last: SparkException: worker crashed"
+    )
 
 
 # ---- 4. per-row errors --------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("backend", ["spark", "ray"])
 def test_rows_that_raise_are_dead_lettered(backend, engines, tmp_path, capsys):
     bad = [5, 150, 299]  # 5 is also in the driver's preflight sample
     job = reliability_job(tmp_path / "job", on_error="dead_letter", bundle={"mode": "raise_rows", "ids": bad})
@@ -315,100 +258,17 @@ def test_rows_that_raise_are_dead_lettered(backend, engines, tmp_path, capsys):
     assert (out / DEAD_LETTER_DIR).is_dir() and "__batch_predict_error__" not in read_output(out).column_names
 
 
-@pytest.mark.parametrize(("backend", "mode", "needle"), [
-    ("spark", "wrong_rows", "returned 63 rows for a batch of 64"),
-    ("ray", "wrong_columns", "returned 2 output columns but outputs declares 1"),
-])
-def test_bundle_contract_errors_fail_the_job_even_with_dead_letter(backend, mode, needle, engines, tmp_path, capsys):
+@pytest.mark.parametrize(
+    ("backend", "mode", "needle"),
+    [
+        ("spark", "wrong_rows", "returned 63 rows for a batch of 64"),
+        ("ray", "wrong_columns", "returned 2 output columns but outputs declares 1"),
+    ],
+)
+def test_bundle_contract_errors_fail_the_job_even_with_dead_letter(
+    backend, mode, needle, engines, tmp_path, capsys
+):
     """The model breaks its contract only from id 200 on, past the driver's preflight sample."""
     job = reliability_job(tmp_path / "job", on_error="dead_letter", bundle={"mode": mode, "from_id": 200})
     code, err = run_cli(capsys, "run", str(job), "--backend", backend)
     assert_failed_cleanly(code, err, job.parent / "out", needle, "pybundle")
-
-
-# ---- 5. bad input catalogue (fails before any engine starts) --------------------------------------
-
-
-@pytest.fixture
-def job(tmp_path) -> Path:
-    return reliability_job(tmp_path / "job")
-
-
-def cli_error(capsys, job: Path, *extra: str) -> str:
-    code, err = run_cli(capsys, "run", str(job), "--backend", "ray", *extra)
-    assert_failed_cleanly(code, err, job.parent / "out")
-    return err
-
-
-def test_corrupt_parquet_file(job, capsys):
-    (job.parent / "input" / "part-001.parquet").write_bytes(b"PAR1 this is not parquet")
-    err = cli_error(capsys, job)
-    assert "part-001.parquet" in err and "not a readable Parquet file" in err
-
-
-def test_files_with_conflicting_schemas(job, capsys):
-    file = job.parent / "input" / "part-001.parquet"
-    table = pq.read_table(file)
-    pq.write_table(table.set_column(2, "x2", table.column("x2").cast(pa.float32())), file)
-    err = cli_error(capsys, job)
-    assert "part-001.parquet" in err and "schema differs" in err and '"x2" is float' in err
-
-
-def test_string_column_where_a_number_is_needed(job, capsys):
-    file = job.parent / "input" / "part-000.parquet"
-    for name in ("part-000.parquet", "part-001.parquet"):
-        table = pq.read_table(job.parent / "input" / name)
-        pq.write_table(table.set_column(2, "x2", table.column("x2").cast(pa.string())), job.parent / "input" / name)
-    with pytest.raises(InputError, match='column "x2" is string'):
-        prepare(load_job(job))  # the schema check alone, without the model's preflight
-    err = cli_error(capsys, job)
-    assert '"x2"' in err and "string" in err and str(file.parent) in err
-
-
-def test_model_artifact_missing(job, capsys):
-    (job.parent / "bundle" / "model.joblib").unlink()
-    err = cli_error(capsys, job)
-    assert "model.joblib" in err and "not found" in err
-
-
-@pytest.mark.parametrize(("mode", "needle"), [
-    ("wrong_rows", "returned 15 rows for a batch of 16"),
-    ("wrong_columns", "returned 2 output columns"),
-])
-def test_model_returning_wrong_rows_or_columns(mode, needle, tmp_path, capsys):
-    job = reliability_job(tmp_path / "job", bundle={"mode": mode})
-    err = cli_error(capsys, job)
-    assert needle in err and "pybundle" in err
-
-
-@pytest.mark.parametrize("where", ["under_a_file", "read_only_folder"])
-def test_unwritable_output_path(where, job, tmp_path, capsys):
-    if where == "under_a_file":
-        (tmp_path / "a_file").write_text("")
-        out, needle = tmp_path / "a_file" / "out", "is a file"
-    elif os.geteuid() == 0:  # root writes through chmod 0o500; /proc refuses new folders even to root
-        out, needle = Path("/proc") / f"batch-predict-{uuid.uuid4().hex[:8]}", "not writable"
-    else:
-        (tmp_path / "ro").mkdir()
-        (tmp_path / "ro").chmod(0o500)
-        out, needle = tmp_path / "ro" / "out", "not writable"
-    code, err = run_cli(capsys, "run", str(job), "--backend", "ray", "--output", str(out))
-    assert code == 2 and len(err.splitlines()) == 1 and needle in err and str(out) in err, err
-    assert not out.exists()
-
-
-def test_unknown_transform_field(job, capsys):
-    toml = job.parent / "bundle" / "bundle.toml"
-    toml.write_text(toml.read_text().replace('value = 0.0', 'value = 0.0\nfill = 1.0', 1))
-    err = cli_error(capsys, job)
-    assert '"fill"' in err and "bundle.toml" in err and "impute" in err
-
-
-@pytest.mark.parametrize(("faults", "needle"), [
-    ('mode = "explode"\nkey = 1', "'explode' is not one of"),
-    ('mode = "raise_once"\nkey = "abc"', 'does not fit key column "id"'),
-])
-def test_bad_faults_section(faults, needle, tmp_path, capsys):
-    job = reliability_job(tmp_path / "job", faults=faults)
-    err = cli_error(capsys, job)
-    assert "[faults]" in err and needle in err

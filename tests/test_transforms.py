@@ -19,63 +19,141 @@ import pytest
 import torch
 
 from common.errors import BundleError, InputError
-from common.features import FeatureBatch, TensorColumn
-from common.transforms import apply_transforms, parse_transforms, required_input_columns
+from common.model.features import FeatureBatch, TensorColumn
+from common.model.kernels import apply_transforms
+from common.spec.transforms import parse_transforms, required_input_columns
 
 pytestmark = pytest.mark.spark
 
 LOG1P_MAX_ULPS = 1  # measured: 3% of 300k random inputs differ by 1 ulp, none by more
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 NAN, INF = float("nan"), float("inf")
 EDGE_FLOATS = [
-    None, NAN, INF, -INF, -1.0, -1.5, -0.0, 0.0, 2.5, -2.5, 0.5, -0.5, 1.5, 0.125, 2.675, 0.285, 1.005, 9.995,
-    -0.001, 1e300, -1e300, 5e-324, 1e-20, 123456789.125, 0.999999, -0.999999, 1e15 + 0.5, 4.35, -7.45,
+    None,
+    NAN,
+    INF,
+    -INF,
+    -1.0,
+    -1.5,
+    -0.0,
+    0.0,
+    2.5,
+    -2.5,
+    0.5,
+    -0.5,
+    1.5,
+    0.125,
+    2.675,
+    0.285,
+    1.005,
+    9.995,
+    -0.001,
+    1e300,
+    -1e300,
+    5e-324,
+    1e-20,
+    123456789.125,
+    0.999999,
+    -0.999999,
+    1e15 + 0.5,
+    4.35,
+    -7.45,
 ]
-EDGE_STRINGS = [None, "", "a", "ab", "abc", "abcd", "abcde", "é", "日本語", "🙂🙂", "A", " a", "zz", "\x00", "ÿ"]
+EDGE_STRINGS = [
+    None,
+    "",
+    "a",
+    "ab",
+    "abc",
+    "abcd",
+    "abcde",
+    "é",
+    "日本語",
+    "🙂🙂",
+    "A",
+    " a",
+    "zz",
+    "\x00",
+    "ÿ",
+]
 
 
 def _edge_numbers() -> pa.Table:
     n = len(EDGE_FLOATS)
     ints = [None, 0, 1, -1, 2, -2, 3, 7, 2**31 - 1, -(2**31), 100]
     longs = [None, 0, 1, -1, 2**53 + 1, -(2**63), 2**63 - 1, 2**32, 5, 3, 9]
-    decimals = [None, "0.1", "0.3", "-0.3", "2.675", "0.7", "123456789.123456789", "1e-10", "99999999999999999.99", "-1", "2.5"]
-    return pa.table({
-        "x": pa.array(EDGE_FLOATS, pa.float64()),
-        "f": pa.array(EDGE_FLOATS, pa.float32()),
-        "i": pa.array((ints * 3)[:n], pa.int32()),
-        "l": pa.array((longs * 3)[:n], pa.int64()),
-        "b": pa.array(([None, True, False] * n)[:n], pa.bool_()),
-        "d": pa.array([None if v is None else decimal.Decimal(v) for v in (decimals * 3)[:n]], pa.decimal128(38, 18)),
-    })
+    decimals = [
+        None,
+        "0.1",
+        "0.3",
+        "-0.3",
+        "2.675",
+        "0.7",
+        "123456789.123456789",
+        "1e-10",
+        "99999999999999999.99",
+        "-1",
+        "2.5",
+    ]
+    return pa.table(
+        {
+            "x": pa.array(EDGE_FLOATS, pa.float64()),
+            "f": pa.array(EDGE_FLOATS, pa.float32()),
+            "i": pa.array((ints * 3)[:n], pa.int32()),
+            "l": pa.array((longs * 3)[:n], pa.int64()),
+            "b": pa.array(([None, True, False] * n)[:n], pa.bool_()),
+            "d": pa.array(
+                [None if v is None else decimal.Decimal(v) for v in (decimals * 3)[:n]], pa.decimal128(38, 18)
+            ),
+        }
+    )
 
 
 def _edge_strings() -> pa.Table:
     n = len(EDGE_STRINGS)
-    return pa.table({
-        "s": pa.array(EDGE_STRINGS),
-        "i": pa.array([None, 0, 1, -1, 2**31 - 1, -(2**31), 5, 6, 7, 8, 9, 10, 11, 12, 13][:n], pa.int32()),
-        "l": pa.array([None, 0, 1, -1, 2**63 - 1, -(2**63), 2**31, 2**32, -(2**40), 7, 8, 9, 10, 11, 12][:n], pa.int64()),
-        "i8": pa.array([None, 0, 1, -1, 127, -128, 5, 6, 7, 8, 9, 10, 11, 12, 13][:n], pa.int8()),
-        "u8": pa.array([None, 0, 1, 255, 128, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14][:n], pa.uint8()),
-        "u16": pa.array([None, 0, 1, 65535, 32768, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14][:n], pa.uint16()),
-        "u32": pa.array([None, 0, 1, 2**32 - 1, 2**31, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14][:n], pa.uint32()),
-        "b": pa.array(([None, True, False] * n)[:n], pa.bool_()),
-    })
+    return pa.table(
+        {
+            "s": pa.array(EDGE_STRINGS),
+            "i": pa.array(
+                [None, 0, 1, -1, 2**31 - 1, -(2**31), 5, 6, 7, 8, 9, 10, 11, 12, 13][:n], pa.int32()
+            ),
+            "l": pa.array(
+                [None, 0, 1, -1, 2**63 - 1, -(2**63), 2**31, 2**32, -(2**40), 7, 8, 9, 10, 11, 12][:n],
+                pa.int64(),
+            ),
+            "i8": pa.array([None, 0, 1, -1, 127, -128, 5, 6, 7, 8, 9, 10, 11, 12, 13][:n], pa.int8()),
+            "u8": pa.array([None, 0, 1, 255, 128, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14][:n], pa.uint8()),
+            "u16": pa.array([None, 0, 1, 65535, 32768, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14][:n], pa.uint16()),
+            "u32": pa.array(
+                [None, 0, 1, 2**32 - 1, 2**31, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14][:n], pa.uint32()
+            ),
+            "b": pa.array(([None, True, False] * n)[:n], pa.bool_()),
+        }
+    )
 
 
 def _edge_instants() -> list[dt.datetime | None]:
     fixed = [
         None,
-        dt.datetime(2024, 3, 10, 6, 59, 59, 999999, UTC), dt.datetime(2024, 3, 10, 7, tzinfo=UTC),  # New York spring
-        dt.datetime(2024, 11, 3, 5, 30, tzinfo=UTC), dt.datetime(2024, 11, 3, 6, 30, tzinfo=UTC),  # NY 01:30 twice
-        dt.datetime(2024, 3, 31, 0, 59, 59, tzinfo=UTC), dt.datetime(2024, 3, 31, 1, tzinfo=UTC),  # Berlin spring
-        dt.datetime(2024, 10, 27, 0, 30, tzinfo=UTC), dt.datetime(2024, 10, 27, 1, 30, tzinfo=UTC),  # Berlin 02:30 twice
-        dt.datetime(1969, 12, 31, 23, 59, 59, 999999, UTC), dt.datetime(1970, 1, 1, tzinfo=UTC),
-        dt.datetime(1850, 6, 1, 12, 6, 31, tzinfo=UTC), dt.datetime(1850, 6, 1, 12, 6, 32, tzinfo=UTC),  # Berlin LMT +0:53:28
+        dt.datetime(2024, 3, 10, 6, 59, 59, 999999, UTC),
+        dt.datetime(2024, 3, 10, 7, tzinfo=UTC),  # New York spring
+        dt.datetime(2024, 11, 3, 5, 30, tzinfo=UTC),
+        dt.datetime(2024, 11, 3, 6, 30, tzinfo=UTC),  # NY 01:30 twice
+        dt.datetime(2024, 3, 31, 0, 59, 59, tzinfo=UTC),
+        dt.datetime(2024, 3, 31, 1, tzinfo=UTC),  # Berlin spring
+        dt.datetime(2024, 10, 27, 0, 30, tzinfo=UTC),
+        dt.datetime(2024, 10, 27, 1, 30, tzinfo=UTC),  # Berlin 02:30 twice
+        dt.datetime(1969, 12, 31, 23, 59, 59, 999999, UTC),
+        dt.datetime(1970, 1, 1, tzinfo=UTC),
+        dt.datetime(1850, 6, 1, 12, 6, 31, tzinfo=UTC),
+        dt.datetime(1850, 6, 1, 12, 6, 32, tzinfo=UTC),  # Berlin LMT +0:53:28
         dt.datetime(2100, 7, 1, 3, tzinfo=UTC),  # past 2037: DST rules, not listed transitions
-        dt.datetime(2024, 2, 29, 23, 30, tzinfo=UTC), dt.datetime(2023, 12, 31, 23, 59, 59, tzinfo=UTC),
-        dt.datetime(1, 1, 3, tzinfo=UTC), dt.datetime(9999, 12, 29, tzinfo=UTC), dt.datetime(1582, 10, 10, tzinfo=UTC),
+        dt.datetime(2024, 2, 29, 23, 30, tzinfo=UTC),
+        dt.datetime(2023, 12, 31, 23, 59, 59, tzinfo=UTC),
+        dt.datetime(1, 1, 3, tzinfo=UTC),
+        dt.datetime(9999, 12, 29, tzinfo=UTC),
+        dt.datetime(1582, 10, 10, tzinfo=UTC),
     ]
     rng = np.random.default_rng(7)
     low, high = (int(dt.datetime(y, 1, 1, tzinfo=UTC).timestamp()) for y in (1890, 2150))
@@ -84,19 +162,29 @@ def _edge_instants() -> list[dt.datetime | None]:
 
 
 ZONES = [
-    "UTC", "America/New_York", "Europe/Berlin", "Europe/Dublin", "Australia/Lord_Howe", "Asia/Kolkata",
-    "Pacific/Chatham", "America/St_Johns", "Africa/Casablanca", "America/Sao_Paulo",
+    "UTC",
+    "America/New_York",
+    "Europe/Berlin",
+    "Europe/Dublin",
+    "Australia/Lord_Howe",
+    "Asia/Kolkata",
+    "Pacific/Chatham",
+    "America/St_Johns",
+    "Africa/Casablanca",
+    "America/Sao_Paulo",
 ]
 
 
 def _edge_timestamps() -> pa.Table:
     aware = pa.array(_edge_instants(), pa.timestamp("us", "UTC"))
-    return pa.table({
-        "aware": aware,
-        "naive": aware.cast(pa.timestamp("us")),
-        "new_york": aware.cast(pa.timestamp("us", "America/New_York")),
-        "millis": aware.cast(pa.timestamp("ms", "UTC"), safe=False),
-    })
+    return pa.table(
+        {
+            "aware": aware,
+            "naive": aware.cast(pa.timestamp("us")),
+            "new_york": aware.cast(pa.timestamp("us", "America/New_York")),
+            "millis": aware.cast(pa.timestamp("ms", "UTC"), safe=False),
+        }
+    )
 
 
 # ---- running both sides ---------------------------------------------------------------------------
@@ -130,8 +218,13 @@ def assert_same(ours: pa.Array, theirs: pa.Array | pa.ChunkedArray, what: str, m
         close = ~nan & (np.signbit(a) == np.signbit(b)) & (np.abs(a_bits - b_bits) <= max_ulps)
         bad = np.flatnonzero(~(same | close))
     else:
-        bad = np.flatnonzero(np.asarray(ours.to_pylist(), dtype=object) != np.asarray(theirs.to_pylist(), dtype=object))
-    assert not bad.size, f"{what}: {bad.size} rows differ, e.g. row {bad[0]}: ours {ours[int(bad[0])]} Spark {theirs[int(bad[0])]}"
+        bad = np.flatnonzero(
+            np.asarray(ours.to_pylist(), dtype=object) != np.asarray(theirs.to_pylist(), dtype=object)
+        )
+    assert not bad.size, (
+        f"{what}: {bad.size} rows differ, e.g. row {bad[0]}: ours {ours[int(bad[0])]} Spark "
+        f"{theirs[int(bad[0])]}"
+    )
 
 
 # ---- numeric ops ----------------------------------------------------------------------------------
@@ -208,7 +301,9 @@ def test_known_spark_values(numeric_results):
     def get(column: str, value: float | None):
         return expected.column(column)[row[repr(value)]].as_py()
 
-    assert get("round_x2", 2.675) == 2.68 and get("round_x2", 0.285) == 0.29 and get("round_x2", 1.005) == 1.01
+    assert (
+        get("round_x2", 2.675) == 2.68 and get("round_x2", 0.285) == 0.29 and get("round_x2", 1.005) == 1.01
+    )
     assert get("round_x0", 2.5) == 3.0 and get("round_x0", -2.5) == -3.0 and get("round_x0", -0.5) == -1.0
     assert np.signbit(get("round_x2", -0.001)) == False  # noqa: E712 - BigDecimal has no -0.0
     assert np.isnan(get("round_x2", NAN)) and get("round_x2", INF) == INF
@@ -228,7 +323,7 @@ def test_round_matches_spark_on_random_values(spark, tmp_path):
     scales = [-2, 0, 1, 2, 3, 6]
     columns = {}
     for s in scales:
-        ties = rng.integers(-10**9, 10**9, n) / 10.0 ** (s + 1)  # many exact .5 ties at this scale
+        ties = rng.integers(-(10**9), 10**9, n) / 10.0 ** (s + 1)  # many exact .5 ties at this scale
         spread = rng.standard_normal(n) * 10.0 ** rng.integers(-12, 15 - max(s, 0), n)
         columns[f"x{s}"] = np.concatenate([ties, spread])
     raw = [{"op": "round", "column": f"x{s}", "output": f"r{s}", "scale": s} for s in scales]
@@ -239,7 +334,9 @@ def test_round_matches_spark_on_random_values(spark, tmp_path):
 
 def test_log1p_within_measured_ulps(spark, tmp_path):
     rng = np.random.default_rng(4)
-    values = np.concatenate([rng.uniform(-1, 1, 20000), np.exp(rng.uniform(-40, 40, 20000)), rng.uniform(-1e-9, 1e-9, 5000)])
+    values = np.concatenate(
+        [rng.uniform(-1, 1, 20000), np.exp(rng.uniform(-40, 40, 20000)), rng.uniform(-1e-9, 1e-9, 5000)]
+    )
     raw = [{"op": "log1p", "column": "x", "output": "y"}]
     expected, batch = run_both(spark, tmp_path, pa.table({"x": values}), raw, "log1p")
     assert_same(batch.arrow("y"), expected.column("y"), "log1p", LOG1P_MAX_ULPS)
@@ -256,16 +353,21 @@ CATEGORICAL = [
     {"op": "one_hot", "column": "u8", "vocabulary": [255, 0]},
 ] + [
     {"op": "hash_bucket", "column": c, "output": f"hash_{c}_{b}", "buckets": b}
-    for c in ("s", "i", "l", "i8", "u8", "u16", "u32", "b") for b in (1, 7, 2**31 - 1)
+    for c in ("s", "i", "l", "i8", "u8", "u16", "u32", "b")
+    for b in (1, 7, 2**31 - 1)
 ]
 
 
 @pytest.fixture(scope="module")
 def categorical_results(spark, tmp_path_factory):
-    return run_both(spark, tmp_path_factory.mktemp("categorical"), _edge_strings(), CATEGORICAL, "categorical")
+    return run_both(
+        spark, tmp_path_factory.mktemp("categorical"), _edge_strings(), CATEGORICAL, "categorical"
+    )
 
 
-@pytest.mark.parametrize("output", [c for t in parse_transforms(CATEGORICAL, "t") for c in t.output_columns()])
+@pytest.mark.parametrize(
+    "output", [c for t in parse_transforms(CATEGORICAL, "t") for c in t.output_columns()]
+)
 def test_categorical_op_matches_spark(categorical_results, output):
     expected, batch = categorical_results
     assert_same(batch.arrow(output), expected.column(output), output)
@@ -280,7 +382,15 @@ def test_null_and_unseen_categories(categorical_results):
 
 
 def _random_unicode(rng: np.random.Generator, count: int) -> list[str]:
-    ranges = [(0x20, 0x7E), (0xA0, 0x24F), (0x370, 0x3FF), (0x4E00, 0x9FFF), (0xAC00, 0xD7A3), (0x1F300, 0x1FAFF), (0x0, 0x1F)]
+    ranges = [
+        (0x20, 0x7E),
+        (0xA0, 0x24F),
+        (0x370, 0x3FF),
+        (0x4E00, 0x9FFF),
+        (0xAC00, 0xD7A3),
+        (0x1F300, 0x1FAFF),
+        (0x0, 0x1F),
+    ]
     out = []
     for length in rng.integers(0, 41, count):
         picks = rng.integers(0, len(ranges), length)
@@ -289,9 +399,13 @@ def _random_unicode(rng: np.random.Generator, count: int) -> list[str]:
 
 
 def test_hash_bucket_matches_spark_on_random_unicode(spark, tmp_path):
-    strings = ["", "a", "ab", "abc", "abcd", "abcde", "é", "日本語", "🙂🙂", None] + _random_unicode(np.random.default_rng(5), 3000)
+    strings = ["", "a", "ab", "abc", "abcd", "abcde", "é", "日本語", "🙂🙂", None] + _random_unicode(
+        np.random.default_rng(5), 3000
+    )
     strings += ["a" * 1001, "日本語" * 333 + "é", "🙂" * 257, "x" * 4099]  # the longest finish on Python ints
-    raw = [{"op": "hash_bucket", "column": "s", "output": f"h{b}", "buckets": b} for b in (2**31 - 1, 1000, 3)]
+    raw = [
+        {"op": "hash_bucket", "column": "s", "output": f"h{b}", "buckets": b} for b in (2**31 - 1, 1000, 3)
+    ]
     expected, batch = run_both(spark, tmp_path, pa.table({"s": pa.array(strings)}), raw, "hash")
     for b in (2**31 - 1, 1000, 3):
         assert_same(batch.arrow(f"h{b}"), expected.column(f"h{b}"), f"hash_bucket {b}")
@@ -301,7 +415,9 @@ def test_hash_bucket_matches_spark_on_random_unicode(spark, tmp_path):
 
 DATETIME = [
     {"op": "datetime_part", "column": c, "output": f"{c}|{z}|{p}", "part": p, "timezone": z}
-    for c in ("aware", "naive", "new_york", "millis") for z in ZONES for p in ("hour", "day_of_week", "month")
+    for c in ("aware", "naive", "new_york", "millis")
+    for z in ZONES
+    for p in ("hour", "day_of_week", "month")
 ]
 
 
@@ -329,10 +445,15 @@ def test_datetime_part_across_dst(datetime_results):
 
 def test_nanosecond_timestamps_floor_like_microseconds():
     """Spark cannot read nanosecond Parquet; our side floors them like the microsecond value."""
-    instants = [t for t in _edge_instants() if t is None or 1700 < t.year < 2200]  # nanoseconds span 1677-2262
+    instants = [
+        t for t in _edge_instants() if t is None or 1700 < t.year < 2200
+    ]  # nanoseconds span 1677-2262
     micros = pa.array(instants, pa.timestamp("us", "UTC"))
     nanos = pc.add(micros.cast(pa.timestamp("ns", "UTC")), pa.scalar(999, pa.duration("ns")))
-    raw = [{"op": "datetime_part", "column": "t", "output": p, "part": p, "timezone": "Europe/Berlin"} for p in ("hour", "month")]
+    raw = [
+        {"op": "datetime_part", "column": "t", "output": p, "part": p, "timezone": "Europe/Berlin"}
+        for p in ("hour", "month")
+    ]
     transforms = parse_transforms(raw, "t")
     results = []
     for array in (micros, nanos):
@@ -345,37 +466,84 @@ def test_nanosecond_timestamps_floor_like_microseconds():
 # ---- parsing --------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("entry, message", [
-    ({"op": "scale", "column": "x"}, 'bundle.toml: transforms[0]: unknown op "scale"; valid: bucketize, clip, datetime_part, '
-     "hash_bucket, impute, log1p, min_max_scale, one_hot, round, standard_scale, string_index"),
-    ({"op": "clip", "column": "x", "lo": 0, "upper": 1}, 'bundle.toml: transforms[0] (op "clip"): unknown field "lo"; '
-     "valid: column, lower, output, upper"),
-    ({"op": "clip", "column": "x", "lower": 0}, 'bundle.toml: transforms[0] (op "clip"): missing field "upper"'),
-    ({"op": "standard_scale", "column": "x", "mean": 0, "std": 0}, 'bundle.toml: transforms[0] (op "standard_scale"): '
-     'field "std" must be positive, got 0.0'),
-    ({"op": "datetime_part", "column": "t", "part": "hour", "timezone": "Mars/Olympus"}, 'bundle.toml: transforms[0] '
-     '(op "datetime_part"): unknown time zone "Mars/Olympus"; use an IANA name such as "Europe/Berlin" or "UTC"'),
-    ({"op": "datetime_part", "column": "t", "part": "minute"}, 'bundle.toml: transforms[0] (op "datetime_part"): '
-     'unknown part "minute"; valid: hour, day_of_week, month'),
-    ({"op": "min_max_scale", "column": "x", "min": 1, "max": 1}, 'bundle.toml: transforms[0] (op "min_max_scale"): '
-     'field "min" (1.0) must be less than "max" (1.0)'),
-    ({"op": "clip", "column": "x", "lower": 2, "upper": 1}, 'bundle.toml: transforms[0] (op "clip"): '
-     'field "lower" (2.0) must not exceed "upper" (1.0)'),
-    ({"op": "bucketize", "column": "x", "boundaries": [1, 1]}, 'bundle.toml: transforms[0] (op "bucketize"): '
-     'field "boundaries" must be strictly increasing'),
-    ({"op": "string_index", "column": "s", "vocabulary": []}, 'bundle.toml: transforms[0] (op "string_index"): '
-     'field "vocabulary" must be a non-empty list'),
-    ({"op": "one_hot", "column": "s", "vocabulary": ["a", 1]}, 'bundle.toml: transforms[0] (op "one_hot"): '
-     'field "vocabulary" must hold only strings or only 64-bit integers'),
-    ({"op": "hash_bucket", "column": "s", "buckets": 0}, 'bundle.toml: transforms[0] (op "hash_bucket"): '
-     'field "buckets" must be between 1 and 2147483647, got 0'),
-    ({"op": "round", "column": "x", "scale": 1.5}, 'bundle.toml: transforms[0] (op "round"): field "scale" must be an integer, got 1.5'),
-    ({"op": "impute", "column": "x", "value": "0"}, 'bundle.toml: transforms[0] (op "impute"): field "value" must be a number, got \'0\''),
-    ({"op": "impute", "column": "x", "value": NAN}, 'bundle.toml: transforms[0] (op "impute"): field "value" must be finite, got nan'),
-    ({"op": "log1p"}, 'bundle.toml: transforms[0] (op "log1p"): missing field "column"'),
-    ({"column": "x"}, 'bundle.toml: transforms[0]: missing field "op"; valid ops: bucketize, clip, datetime_part, '
-     "hash_bucket, impute, log1p, min_max_scale, one_hot, round, standard_scale, string_index"),
-])
+@pytest.mark.parametrize(
+    "entry, message",
+    [
+        (
+            {"op": "scale", "column": "x"},
+            'bundle.toml: transforms[0]: unknown op "scale"; valid: bucketize, clip, datetime_part, '
+            "hash_bucket, impute, log1p, min_max_scale, one_hot, round, standard_scale, string_index",
+        ),
+        (
+            {"op": "clip", "column": "x", "lo": 0, "upper": 1},
+            'bundle.toml: transforms[0] (op "clip"): unknown field "lo"; valid: column, lower, output, upper',
+        ),
+        (
+            {"op": "clip", "column": "x", "lower": 0},
+            'bundle.toml: transforms[0] (op "clip"): missing field "upper"',
+        ),
+        (
+            {"op": "standard_scale", "column": "x", "mean": 0, "std": 0},
+            'bundle.toml: transforms[0] (op "standard_scale"): field "std" must be positive, got 0.0',
+        ),
+        (
+            {"op": "datetime_part", "column": "t", "part": "hour", "timezone": "Mars/Olympus"},
+            "bundle.toml: transforms[0] "
+            '(op "datetime_part"): unknown time zone "Mars/Olympus"; use an IANA name such as '
+            '"Europe/Berlin" or "UTC"',
+        ),
+        (
+            {"op": "datetime_part", "column": "t", "part": "minute"},
+            'bundle.toml: transforms[0] (op "datetime_part"): '
+            'field "part" is "minute"; valid: hour, day_of_week, month',
+        ),
+        (
+            {"op": "min_max_scale", "column": "x", "min": 1, "max": 1},
+            'bundle.toml: transforms[0] (op "min_max_scale"): '
+            'field "min" (1.0) must be less than "max" (1.0)',
+        ),
+        (
+            {"op": "clip", "column": "x", "lower": 2, "upper": 1},
+            'bundle.toml: transforms[0] (op "clip"): field "lower" (2.0) must not exceed "upper" (1.0)',
+        ),
+        (
+            {"op": "bucketize", "column": "x", "boundaries": [1, 1]},
+            'bundle.toml: transforms[0] (op "bucketize"): field "boundaries" must be strictly increasing',
+        ),
+        (
+            {"op": "string_index", "column": "s", "vocabulary": []},
+            'bundle.toml: transforms[0] (op "string_index"): field "vocabulary" must be a non-empty list',
+        ),
+        (
+            {"op": "one_hot", "column": "s", "vocabulary": ["a", 1]},
+            'bundle.toml: transforms[0] (op "one_hot"): '
+            'field "vocabulary" must hold only strings or only 64-bit integers',
+        ),
+        (
+            {"op": "hash_bucket", "column": "s", "buckets": 0},
+            'bundle.toml: transforms[0] (op "hash_bucket"): '
+            'field "buckets" must be between 1 and 2147483647, got 0',
+        ),
+        (
+            {"op": "round", "column": "x", "scale": 1.5},
+            'bundle.toml: transforms[0] (op "round"): field "scale" must be an integer, got 1.5',
+        ),
+        (
+            {"op": "impute", "column": "x", "value": "0"},
+            'bundle.toml: transforms[0] (op "impute"): field "value" must be a number, got "0"',
+        ),
+        (
+            {"op": "impute", "column": "x", "value": NAN},
+            'bundle.toml: transforms[0] (op "impute"): field "value" must be finite, got nan',
+        ),
+        ({"op": "log1p"}, 'bundle.toml: transforms[0] (op "log1p"): missing field "column"'),
+        (
+            {"column": "x"},
+            'bundle.toml: transforms[0]: missing field "op"; valid ops: bucketize, clip, datetime_part, '
+            "hash_bucket, impute, log1p, min_max_scale, one_hot, round, standard_scale, string_index",
+        ),
+    ],
+)
 def test_parse_errors_name_the_field(entry, message):
     with pytest.raises(BundleError) as caught:
         parse_transforms([entry], "bundle.toml")
@@ -384,39 +552,68 @@ def test_parse_errors_name_the_field(entry, message):
 
 
 def test_parse_defaults_and_output_columns():
-    hot, clip, part = parse_transforms([
-        {"op": "one_hot", "column": "color", "vocabulary": ["red", "blue"]},
-        {"op": "clip", "column": "x", "lower": 0, "upper": 1},
-        {"op": "datetime_part", "column": "t", "output": "h", "part": "hour"},
-    ], "bundle.toml")
+    hot, clip, part = parse_transforms(
+        [
+            {"op": "one_hot", "column": "color", "vocabulary": ["red", "blue"]},
+            {"op": "clip", "column": "x", "lower": 0, "upper": 1},
+            {"op": "datetime_part", "column": "t", "output": "h", "part": "hour"},
+        ],
+        "bundle.toml",
+    )
     assert hot.output_columns() == ["color_red", "color_blue"] and hot.output_type() == pa.int64()
-    assert clip.output == "x" and clip.params == {"lower": 0.0, "upper": 1.0} and clip.output_type() == pa.float64()
+    assert (
+        clip.output == "x"
+        and clip.params == {"lower": 0.0, "upper": 1.0}
+        and clip.output_type() == pa.float64()
+    )
     assert part.params["timezone"] == "UTC"
 
 
 def test_required_input_columns():
-    transforms = parse_transforms([
-        {"op": "impute", "column": "x", "value": 0},
-        {"op": "log1p", "column": "x", "output": "lx"},
-        {"op": "one_hot", "column": "color", "vocabulary": ["red"]},
-        {"op": "round", "column": "y", "output": "z", "scale": 1},
-        {"op": "round", "column": "z", "output": "y", "scale": 0},
-    ], "bundle.toml")
-    assert required_input_columns(transforms, ["lx", "color_red", "age", "y", "z"]) == ["x", "color", "y", "age"]
+    transforms = parse_transforms(
+        [
+            {"op": "impute", "column": "x", "value": 0},
+            {"op": "log1p", "column": "x", "output": "lx"},
+            {"op": "one_hot", "column": "color", "vocabulary": ["red"]},
+            {"op": "round", "column": "y", "output": "z", "scale": 1},
+            {"op": "round", "column": "z", "output": "y", "scale": 0},
+        ],
+        "bundle.toml",
+    )
+    assert required_input_columns(transforms, ["lx", "color_red", "age", "y", "z"]) == [
+        "x",
+        "color",
+        "y",
+        "age",
+    ]
 
 
 # ---- FeatureBatch and type checks -----------------------------------------------------------------
 
 
 def test_feature_batch_views():
-    table = pa.table({"a": pa.array([1, None, 3], pa.int64()), "b": pa.array([0.5, 1.5, None]), "s": ["x", "y", None]})
+    table = pa.table(
+        {"a": pa.array([1, None, 3], pa.int64()), "b": pa.array([0.5, 1.5, None]), "s": ["x", "y", None]}
+    )
     batch = FeatureBatch(table)
     assert batch.names() == ["a", "b", "s"] and batch.num_rows == 3
     matrix = batch.matrix(["a", "b"], dtype=torch.float64)
-    assert matrix.shape == (3, 2) and torch.isnan(matrix[1, 0]) and torch.isnan(matrix[2, 1]) and matrix[2, 0] == 3
-    assert np.array_equal(batch.numpy(["b", "a"]), np.array([[0.5, 1.0], [1.5, np.nan], [np.nan, 3.0]]), equal_nan=True)
+    assert (
+        matrix.shape == (3, 2)
+        and torch.isnan(matrix[1, 0])
+        and torch.isnan(matrix[2, 1])
+        and matrix[2, 0] == 3
+    )
+    assert np.array_equal(
+        batch.numpy(["b", "a"]), np.array([[0.5, 1.0], [1.5, np.nan], [np.nan, 3.0]]), equal_nan=True
+    )
     assert list(batch.pandas(["a"]).columns) == ["a"] and batch.pandas(["a"])["a"].dtype == np.float64
-    batch.set("k", TensorColumn(torch.tensor([1.0, 2.0, 3.0], dtype=torch.float64), torch.tensor([True, False, True]), pa.int64()))
+    batch.set(
+        "k",
+        TensorColumn(
+            torch.tensor([1.0, 2.0, 3.0], dtype=torch.float64), torch.tensor([True, False, True]), pa.int64()
+        ),
+    )
     assert batch.arrow("k").to_pylist() == [1, None, 3] and batch.table(["k", "s"]).column_names == ["k", "s"]
 
 
@@ -427,18 +624,25 @@ def test_feature_batch_errors():
     with pytest.raises(BundleError, match='column "s" is string, not numeric'):
         batch.matrix(["s"])
     with pytest.raises(InputError, match='transform string_index on column "s" needs an integer column'):
-        apply_transforms(batch, parse_transforms([{"op": "string_index", "column": "s", "vocabulary": [1]}], "t"))
+        apply_transforms(
+            batch, parse_transforms([{"op": "string_index", "column": "s", "vocabulary": [1]}], "t")
+        )
 
 
-@pytest.mark.parametrize("side, expected", [
-    ("right", [[2, 5, 6], [0, 0, 0], [2, 0, 0], [3, 4, 0]]),
-    ("left", [[2, 5, 6], [0, 0, 0], [0, 0, 2], [0, 3, 4]]),
-])
+@pytest.mark.parametrize(
+    "side, expected",
+    [
+        ("right", [[2, 5, 6], [0, 0, 0], [2, 0, 0], [3, 4, 0]]),
+        ("left", [[2, 5, 6], [0, 0, 0], [0, 0, 2], [0, 3, 4]]),
+    ],
+)
 def test_padded_token_ids(side, expected):
     """A list column of a sliced batch (offsets not from 0, a null row whose slot still holds
     values underneath) becomes one padded tensor, nulls all padding."""
     whole = pa.array([[9, 9], [2, 5, 6], [7, 7], [2], [3, 4]], pa.list_(pa.int32()))
-    null_over_values = pa.ListArray.from_arrays(whole.offsets, whole.values, mask=pa.array([False, False, True, False, False]))
+    null_over_values = pa.ListArray.from_arrays(
+        whole.offsets, whole.values, mask=pa.array([False, False, True, False, False])
+    )
     batch = FeatureBatch(pa.table({"ids": null_over_values.slice(1)}))
     padded = batch.padded("ids", side=side)
     assert padded.dtype == torch.int64 and padded.tolist() == expected
@@ -464,7 +668,11 @@ def test_spark_side_rejects_what_ours_rejects(spark):
     df = spark.createDataFrame([("x", 1.0)], "s string, v double")
     with pytest.raises(InputError, match='input has no column "nope"'):
         spark_apply(df, parse_transforms([{"op": "log1p", "column": "nope"}], "t"))
-    with pytest.raises(InputError, match='transform log1p on column "s" needs a numeric column, but the column is string'):
+    with pytest.raises(
+        InputError, match='transform log1p on column "s" needs a numeric column, but the column is string'
+    ):
         spark_apply(df, parse_transforms([{"op": "log1p", "column": "s"}], "t"))
-    with pytest.raises(InputError, match='transform hash_bucket on column "v" needs a string or integer column'):
+    with pytest.raises(
+        InputError, match='transform hash_bucket on column "v" needs a string or integer column'
+    ):
         spark_apply(df, parse_transforms([{"op": "hash_bucket", "column": "v", "buckets": 3}], "t"))

@@ -18,13 +18,13 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
-from common.bundle import load_bundle
 from common.errors import InputError
-from common.job import load_job
-from common.output import data_files
-from common.parity_settings import parse_parity_settings
-from common.predictor import Predictor
-from common.runner import run_job
+from common.model.predictor import Predictor
+from common.run.backends import engine_names
+from common.run.runner import run_job
+from common.spec.bundle import load_bundle
+from common.spec.job import load_job
+from tests.support import read_output
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 # name -> (prediction rows, held-out metric, its threshold: measured values minus a margin)
@@ -55,10 +55,6 @@ def built(tmp_path_factory):
     return get
 
 
-def read_output(folder: Path) -> pa.Table:
-    return pa.concat_tables(pq.read_table(f) for f in data_files(folder)).sort_by("id")
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("name", WORKLOADS)
 def test_build_learns_and_writes_a_valid_bundle(built, name):
@@ -85,7 +81,7 @@ def test_spark_and_ray_give_the_same_answers(built, spark, ray_local, name):
     folder, _ = built(name)
     job = load_job(folder / "job.toml")
     outputs = {}
-    for backend in ("spark", "ray"):
+    for backend in engine_names():
         result = run_job(job.with_paths(output_path=folder / f"out_{backend}"), backend)
         assert result.rows_in == result.rows_out == WORKLOADS[name][0]
         outputs[backend] = read_output(folder / f"out_{backend}")
@@ -98,7 +94,7 @@ def test_spark_and_ray_give_the_same_answers(built, spark, ray_local, name):
     score = SCORES.get(name)
     for column in spark_out.column_names:
         if column == score:
-            tolerance = parse_parity_settings(job.section("parity"), str(job.path)).tolerance_for(score).abs
+            tolerance = job.parity.tolerance_for(score).abs
             diff = pc.max(pc.abs(pc.subtract(spark_out.column(score), ray_out.column(score)))).as_py()
             assert diff <= tolerance, f"{name}: {score} differs by {diff}"
         else:  # labels, generated text, token counts, passthrough: exactly equal
@@ -112,7 +108,9 @@ def test_generation_does_not_depend_on_batch_composition(built):
     table = pq.read_table(folder / "data" / "input.parquet").slice(0, 60)
 
     def in_batches(size: int) -> pa.Table:
-        return pa.concat_tables(predictor.predict(table.slice(i, size)) for i in range(0, table.num_rows, size))
+        return pa.concat_tables(
+            predictor.predict(table.slice(i, size)) for i in range(0, table.num_rows, size)
+        )
 
     together = predictor.predict(table)
     for size in (1, 3):
@@ -128,7 +126,7 @@ def test_generation_does_not_depend_on_batch_composition(built):
 def test_classifier_labels_do_not_depend_on_batch_composition(built, name):
     folder, _ = built(name)
     job = load_job(folder / "job.toml")
-    tolerance = parse_parity_settings(job.section("parity"), str(job.path)).tolerance_for(SCORES[name]).abs
+    tolerance = job.parity.tolerance_for(SCORES[name]).abs
     predictor = Predictor(load_bundle(folder / "model"), passthrough=["id"])
     table = pq.read_table(folder / "data" / "input.parquet").slice(0, 300)
     together = predictor.predict(table)
@@ -138,10 +136,13 @@ def test_classifier_labels_do_not_depend_on_batch_composition(built, name):
     assert diff <= tolerance
 
 
-@pytest.mark.parametrize("name, column, outputs", [
-    ("generation", "prompt", ("generated", "num_tokens")),
-    ("text_classification", "text", ("label", "score")),
-])
+@pytest.mark.parametrize(
+    "name, column, outputs",
+    [
+        ("generation", "prompt", ("generated", "num_tokens")),
+        ("text_classification", "text", ("label", "score")),
+    ],
+)
 def test_a_null_text_gives_null_outputs_and_leaves_other_rows_alone(built, name, column, outputs):
     folder, _ = built(name)
     predictor = Predictor(load_bundle(folder / "model"))
@@ -153,11 +154,14 @@ def test_a_null_text_gives_null_outputs_and_leaves_other_rows_alone(built, name,
         assert with_null.column(output).to_pylist() == [expected[0], None, expected[2]]
 
 
-@pytest.mark.parametrize("prompt, message", [
-    ("rev:xyz=", "outside the model's alphabet"),
-    ("", "empty prompt"),
-    ("rev:" + "a" * 30 + "=", "exceeds the model's 32 positions"),
-])
+@pytest.mark.parametrize(
+    "prompt, message",
+    [
+        ("rev:xyz=", "outside the model's alphabet"),
+        ("", "empty prompt"),
+        ("rev:" + "a" * 30 + "=", "exceeds the model's 32 positions"),
+    ],
+)
 def test_generation_rejects_a_prompt_it_cannot_read(built, prompt, message):
     folder, _ = built("generation")
     predictor = Predictor(load_bundle(folder / "model"))
@@ -165,10 +169,13 @@ def test_generation_rejects_a_prompt_it_cannot_read(built, prompt, message):
         predictor.predict(pa.table({"prompt": ["rev:abc=", prompt]}))
 
 
-@pytest.mark.parametrize("pixels, message", [
-    ([None], "null images"),
-    ([[1.0] * 63], "has 63 pixels"),
-])
+@pytest.mark.parametrize(
+    "pixels, message",
+    [
+        ([None], "null images"),
+        ([[1.0] * 63], "has 63 pixels"),
+    ],
+)
 def test_images_reject_a_missing_or_malformed_image(built, pixels, message):
     folder, _ = built("images")
     predictor = Predictor(load_bundle(folder / "model"))
@@ -197,8 +204,7 @@ def test_tokenizing_in_a_cpu_operator_gives_the_same_answers(built, ray_local, n
     outputs = {}
     for stage in (True, False):
         out = folder / f"out_stage_{stage}"
-        sections = {**job.sections, "ray": {**job.section("ray"), "cpu_stage": stage}}
-        run_job(replace(job, output_path=out, sections=sections), "ray")
+        run_job(replace(job.with_settings("ray", cpu_stage=stage), output_path=out), "ray")
         manifest = json.loads((out / "_manifest.json").read_text())
         assert manifest["engine"]["preprocess_stage"] is stage
         outputs[stage] = read_output(out)
@@ -206,15 +212,20 @@ def test_tokenizing_in_a_cpu_operator_gives_the_same_answers(built, ray_local, n
 
 
 def test_a_prompt_the_cpu_stage_cannot_read_names_its_batch(built):
-    from common.predictor import BatchFailedError, run_cpu_stage
+    from common.model.predictor import BatchFailedError, run_cpu_stage
 
     folder, _ = built("generation")
     table = pa.table({"id": [7, 8, 9], "prompt": ["rev:abc=", "rev:xyz=", None]})
-    with pytest.raises(BatchFailedError, match=r"batch of 3 rows, id 7\.\.9 failed in the CPU stage: InputError: "
-                                                r"column \"prompt\": .*outside the model's alphabet"):
+    with pytest.raises(
+        BatchFailedError,
+        match=r"batch of 3 rows, id 7\.\.9 failed in the CPU stage: InputError: "
+        r"column \"prompt\": .*outside the model's alphabet",
+    ):
         run_cpu_stage(table, str(folder / "model"), [], True, ("id",))
     staged = run_cpu_stage(table.slice(0, 1), str(folder / "model"), [], True, ("id",))
     assert staged.column_names == ["id", "prompt", "__prompt_token_ids"]
     # the replica, told the stage ran, predicts from the token ids alone
     predictor = Predictor(load_bundle(folder / "model"), host_stage_done=True)
-    assert predictor.predict(staged).equals(Predictor(load_bundle(folder / "model")).predict(table.slice(0, 1)))
+    assert predictor.predict(staged).equals(
+        Predictor(load_bundle(folder / "model")).predict(table.slice(0, 1))
+    )

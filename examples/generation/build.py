@@ -14,9 +14,15 @@ import numpy as np
 import pyarrow as pa
 import torch
 
+from common.spec.toml import write_toml
 from examples._torch_common import (
-    Stopwatch, build_cli, copy_handler, prepare_dirs, seed_everything, training_threads, write_input,
-    write_toml,
+    Stopwatch,
+    build_cli,
+    copy_handler,
+    prepare_dirs,
+    seed_everything,
+    training_threads,
+    write_input,
 )
 from examples.generation.generation_handler import PAD_ID, CharTokenizer, TinyLM, generate
 
@@ -61,16 +67,18 @@ def training_batch(rng: np.random.Generator, tokenizer: CharTokenizer, count: in
     width = max(map(len, seqs))
     ids = np.full((count, width), PAD_ID, dtype=np.int64)
     targets = np.full((count, width), -100, dtype=np.int64)  # -100: ignored by cross_entropy
-    for row, ((prompt, _), seq) in enumerate(zip(pairs, seqs)):
+    for row, ((prompt, _), seq) in enumerate(zip(pairs, seqs, strict=True)):
         ids[row, : len(seq)] = seq
-        targets[row, len(prompt) - 1 : len(seq) - 1] = seq[len(prompt):]
+        targets[row, len(prompt) - 1 : len(seq) - 1] = seq[len(prompt) :]
     return torch.from_numpy(ids), torch.from_numpy(targets)
 
 
 def train(rng: np.random.Generator, tokenizer: CharTokenizer, exclude: set[str]) -> TinyLM:
     model = TinyLM(tokenizer.vocab_size, **MODEL)
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=0.01)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=3e-3, total_steps=TRAIN_STEPS, pct_start=0.1)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=3e-3, total_steps=TRAIN_STEPS, pct_start=0.1
+    )
     model.train()
     for _ in range(TRAIN_STEPS):
         ids, targets = training_batch(rng, tokenizer, TRAIN_BATCH, exclude)
@@ -89,15 +97,17 @@ def evaluate(model: TinyLM, tokenizer: CharTokenizer, pairs: list[tuple[str, str
     every greedy step taken: the rounding drift a batch shape may add must stay far below it."""
     prompts = [tokenizer.encode(p) for p, _ in pairs]
     texts, steps = generate(model, prompts, MAX_NEW_TOKENS, tokenizer.eos_id, "cpu")
-    accuracy = float(np.mean([tokenizer.decode(t) == a for t, (_, a) in zip(texts, pairs)]))
+    accuracy = float(np.mean([tokenizer.decode(t) == a for t, (_, a) in zip(texts, pairs, strict=True)]))
     # Teacher-forced replay of each row alone: the logits behind every token it generated.
     margins = []
     with torch.inference_mode():
-        for prompt, text, count in zip(prompts, texts, steps):
+        for prompt, text, count in zip(prompts, texts, steps, strict=True):
             seq = prompt + text + [tokenizer.eos_id] * (count - len(text))
             ids = torch.tensor([seq])
             logits, _ = model(ids, torch.arange(len(seq))[None], ids != PAD_ID)
-            chosen = logits[0, len(prompt) - 1 : len(prompt) - 1 + count, 1:]  # column 0 (padding) is never chosen
+            chosen = logits[
+                0, len(prompt) - 1 : len(prompt) - 1 + count, 1:
+            ]  # column 0 (padding) is never chosen
             top = chosen.topk(2, dim=-1).values
             margins.append(float((top[:, 0] - top[:, 1]).min()))
     return accuracy, min(margins)
@@ -122,28 +132,46 @@ def build(size: int | None = None, seed: int = 0, out_dir: Path | str = HERE) ->
 
     torch.save(model.float().state_dict(), model_dir / "model.pt")
     copy_handler(HANDLER, model_dir)
-    write_toml(model_dir / "bundle.toml", {
-        "name": "generation",
-        "description": "tiny decoder-only character LM; greedy, batched generation with a key/value cache",
-        "kind": "python",
-        "entrypoint": "generation_handler:GenerationHandler",
-        "artifact": "model.pt",
-        "features": ["prompt"],
-        "batch_size": 64,
-        "device": "auto",
-        "outputs": {"generated": "string", "num_tokens": "int64"},
-        "options": {**MODEL, "alphabet": ALPHABET, "eos": EOS, "max_new_tokens": MAX_NEW_TOKENS, "dtype": "float64"},
-    })
+    write_toml(
+        model_dir / "bundle.toml",
+        {
+            "name": "generation",
+            "description": "tiny decoder-only character LM; greedy, batched generation with a key/value "
+            "cache",
+            "kind": "python",
+            "entrypoint": "generation_handler:GenerationHandler",
+            "artifact": "model.pt",
+            "features": ["prompt"],
+            "batch_size": 64,
+            "device": "auto",
+            "outputs": {"generated": "string", "num_tokens": "int64"},
+            "options": {
+                **MODEL,
+                "alphabet": ALPHABET,
+                "eos": EOS,
+                "max_new_tokens": MAX_NEW_TOKENS,
+                "dtype": "float64",
+            },
+        },
+    )
 
     prompts = sample_prompts(np.random.default_rng(seed + 2), size)
-    write_input(pa.table({
-        "id": pa.array(np.arange(size, dtype=np.int64)),
-        "prompt": pa.array([p for p, _ in prompts], pa.string()),
-        "expected": pa.array([a for _, a in prompts], pa.string()),
-    }), data_dir)
+    write_input(
+        pa.table(
+            {
+                "id": pa.array(np.arange(size, dtype=np.int64)),
+                "prompt": pa.array([p for p, _ in prompts], pa.string()),
+                "expected": pa.array([a for _, a in prompts], pa.string()),
+            }
+        ),
+        data_dir,
+    )
     return {
-        "train_seconds": clock.seconds, "holdout_exact_match": accuracy, "min_argmax_margin": margin,
-        "rows": size, "train_steps": TRAIN_STEPS,
+        "train_seconds": clock.seconds,
+        "holdout_exact_match": accuracy,
+        "min_argmax_margin": margin,
+        "rows": size,
+        "train_steps": TRAIN_STEPS,
     }
 
 

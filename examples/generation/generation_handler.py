@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from common.errors import BundleError, InputError
-from common.models import ModelHandler
+from common.model import ModelHandler
 
 PAD_ID = 0
 Cache = list[tuple[torch.Tensor, torch.Tensor]]
@@ -44,7 +44,9 @@ class CharTokenizer:
     def encode(self, text: str) -> list[int]:
         unknown = sorted(set(text) - set(self.ids))
         if unknown:
-            raise ValueError(f"prompt {text!r} has characters outside the model's alphabet: {''.join(unknown)!r}")
+            raise ValueError(
+                f"prompt {text!r} has characters outside the model's alphabet: {''.join(unknown)!r}"
+            )
         return [self.ids[ch] for ch in text]
 
     def decode(self, ids) -> str:
@@ -65,7 +67,10 @@ class Block(nn.Module):
 
     def forward(self, x, bias, cache=None):
         n, t, d = x.shape
-        q, k, v = (z.view(n, t, self.heads, d // self.heads).transpose(1, 2) for z in self.qkv(self.ln1(x)).split(d, dim=-1))
+        q, k, v = (
+            z.view(n, t, self.heads, d // self.heads).transpose(1, 2)
+            for z in self.qkv(self.ln1(x)).split(d, dim=-1)
+        )
         if cache is not None:
             k, v = torch.cat([cache[0], k], dim=2), torch.cat([cache[1], v], dim=2)
         weights = ((q @ k.transpose(-2, -1)) / math.sqrt(d // self.heads) + bias).softmax(dim=-1)
@@ -100,7 +105,9 @@ class TinyLM(nn.Module):
         allowed = (causal[None] & key_mask[:, None, :])[:, None]  # (n, 1, t, total)
         # A finite minimum, not -inf: a padding query sees no key at all, and -inf would make its
         # softmax NaN, which then leaks into real rows through 0 * NaN in the next layer.
-        bias = torch.zeros(allowed.shape, dtype=x.dtype, device=x.device).masked_fill(~allowed, torch.finfo(x.dtype).min)
+        bias = torch.zeros(allowed.shape, dtype=x.dtype, device=x.device).masked_fill(
+            ~allowed, torch.finfo(x.dtype).min
+        )
         new_cache = []
         for i, block in enumerate(self.blocks):
             x, kv = block(x, bias, None if cache is None else cache[i])
@@ -117,12 +124,14 @@ def generate(
     width = max(len(p) for p in prompts)
     padded = np.zeros((len(prompts), width), dtype=np.int64)
     for row, ids in enumerate(prompts):
-        padded[row, width - len(ids):] = ids
+        padded[row, width - len(ids) :] = ids
     return generate_padded(model, _to_device(torch.from_numpy(padded), device), max_new_tokens, eos_id)
 
 
 @torch.inference_mode()
-def generate_padded(model: TinyLM, ids: torch.Tensor, max_new_tokens: int, eos_id: int) -> tuple[list[list[int]], np.ndarray]:
+def generate_padded(
+    model: TinyLM, ids: torch.Tensor, max_new_tokens: int, eos_id: int
+) -> tuple[list[list[int]], np.ndarray]:
     """Greedy decoding of left-padded prompts (``ids``: (n, width), 0 = padding) with a key/value cache.
 
     Returns:
@@ -132,7 +141,8 @@ def generate_padded(model: TinyLM, ids: torch.Tensor, max_new_tokens: int, eos_i
     n, width = ids.shape
     if width + max_new_tokens > model.max_positions:
         raise ValueError(
-            f"a prompt of {width} tokens plus {max_new_tokens} new ones exceeds the model's {model.max_positions} positions"
+            f"a prompt of {width} tokens plus {max_new_tokens} new ones exceeds the model's "
+            f"{model.max_positions} positions"
         )
     key_mask = ids != PAD_ID
     positions = (key_mask.long().cumsum(dim=1) - 1).clamp(min=0)
@@ -156,7 +166,7 @@ def generate_padded(model: TinyLM, ids: torch.Tensor, max_new_tokens: int, eos_i
     out = torch.stack(tokens, dim=1).cpu().numpy()
     steps = steps.cpu().numpy()
     texts = []
-    for row, count in zip(out, steps):
+    for row, count in zip(out, steps, strict=True):
         used = row[:count]
         texts.append([int(i) for i in (used[:-1] if used[-1] == eos_id else used)])
     return texts, steps
@@ -185,12 +195,16 @@ class GenerationHandler(ModelHandler):
 
     def load_model(self):
         opts = self.bundle.options
-        model = TinyLM(self.tokenizer.vocab_size, opts["d_model"], opts["heads"], opts["layers"], opts["max_positions"])
+        model = TinyLM(
+            self.tokenizer.vocab_size, opts["d_model"], opts["heads"], opts["layers"], opts["max_positions"]
+        )
         try:
             state = torch.load(self.bundle.artifact, map_location="cpu", weights_only=True)
             model.load_state_dict(state)
         except Exception as exc:  # a damaged file or a state dict that does not fit the options
-            raise BundleError(f"bundle {self.bundle.path}: cannot load {self.bundle.artifact.name}: {exc}") from None
+            raise BundleError(
+                f"bundle {self.bundle.path}: cannot load {self.bundle.artifact.name}: {exc}"
+            ) from None
         return model.to(device=self.device, dtype=getattr(torch, opts.get("dtype", "float64"))).eval()
 
     def preprocess(self, batch):
@@ -206,7 +220,10 @@ class GenerationHandler(ModelHandler):
                     raise ValueError("an empty prompt: the model needs at least one character to continue")
                 ids = self.tokenizer.encode(prompt)
                 if len(ids) + new > positions:
-                    raise ValueError(f"a prompt of {len(ids)} tokens plus {new} new ones exceeds the model's {positions} positions")
+                    raise ValueError(
+                        f"a prompt of {len(ids)} tokens plus {new} new ones exceeds the model's "
+                        f"{positions} positions"
+                    )
             except ValueError as exc:  # a prompt the model cannot read: bad input, named as such
                 raise InputError(f'column "{column}": {exc}') from None
             encoded.append(ids)
@@ -223,6 +240,9 @@ class GenerationHandler(ModelHandler):
                 ids = ids[torch.from_numpy(valid).to(ids.device)]
             limit = int(self.bundle.options["max_new_tokens"])
             texts, steps = generate_padded(model, ids, limit, self.tokenizer.eos_id)
-            for i, row, count in zip(np.flatnonzero(valid), texts, steps):
+            for i, row, count in zip(np.flatnonzero(valid), texts, steps, strict=True):
                 generated[i], num_tokens[i] = self.tokenizer.decode(row), count
-        return {"generated": pa.array(generated, pa.string()), "num_tokens": pa.array(num_tokens, mask=~valid)}
+        return {
+            "generated": pa.array(generated, pa.string()),
+            "num_tokens": pa.array(num_tokens, mask=~valid),
+        }

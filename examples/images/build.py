@@ -15,9 +15,15 @@ import torch
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
+from common.spec.toml import write_toml
 from examples._torch_common import (
-    Stopwatch, build_cli, copy_handler, prepare_dirs, seed_everything, training_threads, write_input,
-    write_toml,
+    Stopwatch,
+    build_cli,
+    copy_handler,
+    prepare_dirs,
+    seed_everything,
+    training_threads,
+    write_input,
 )
 from examples.images.digits_handler import DigitsCNN
 
@@ -70,27 +76,44 @@ def build(size: int | None = None, seed: int = 0, out_dir: Path | str = HERE) ->
 
     torch.save(model.state_dict(), model_dir / "model.pt")
     copy_handler(HANDLER, model_dir)
-    write_toml(model_dir / "bundle.toml", {
-        "name": "images",
-        "description": "small CNN on scikit-learn's 8x8 digits; the image is a list column of 64 pixels",
-        "kind": "python",
-        "entrypoint": "digits_handler:DigitsHandler",
-        "artifact": "model.pt",
-        "features": ["pixels"],
-        "batch_size": 256,
-        "device": "auto",
-        "outputs": {"label": "int64", "probability": "float64"},
-        "options": {"pixel_scale": PIXEL_SCALE},
-    })
+    write_toml(
+        model_dir / "bundle.toml",
+        {
+            "name": "images",
+            "description": "small CNN on scikit-learn's 8x8 digits; the image is a list column of 64 pixels",
+            "kind": "python",
+            "entrypoint": "digits_handler:DigitsHandler",
+            "artifact": "model.pt",
+            "features": ["pixels"],
+            "batch_size": 256,
+            "device": "auto",
+            "outputs": {"label": "int64", "probability": "float64"},
+            "options": {"pixel_scale": PIXEL_SCALE},
+        },
+    )
 
     rows = rng.integers(len(x_test), size=size)
-    noisy = np.clip(x_test[rows] + rng.normal(0.0, INPUT_NOISE, size=(size, 8, 8)), 0.0, PIXEL_SCALE).astype(np.float32)
-    write_input(pa.table({
-        "id": pa.array(np.arange(size, dtype=np.int64)),
-        "pixels": pa.FixedSizeListArray.from_arrays(pa.array(noisy.reshape(-1)), 64).cast(pa.list_(pa.float32())),
-        "target": pa.array(y_test[rows]),
-    }), data_dir)
-    return {"train_seconds": clock.seconds, "holdout_accuracy": accuracy, "rows": size, "train_images": len(x_train)}
+    noisy = np.clip(x_test[rows] + rng.normal(0.0, INPUT_NOISE, size=(size, 8, 8)), 0.0, PIXEL_SCALE).astype(
+        np.float32
+    )
+    write_input(
+        pa.table(
+            {
+                "id": pa.array(np.arange(size, dtype=np.int64)),
+                "pixels": pa.FixedSizeListArray.from_arrays(pa.array(noisy.reshape(-1)), 64).cast(
+                    pa.list_(pa.float32())
+                ),
+                "target": pa.array(y_test[rows]),
+            }
+        ),
+        data_dir,
+    )
+    return {
+        "train_seconds": clock.seconds,
+        "holdout_accuracy": accuracy,
+        "rows": size,
+        "train_images": len(x_train),
+    }
 
 
 if __name__ == "__main__":

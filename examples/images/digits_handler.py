@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from common.errors import BundleError, InputError
-from common.models import ModelHandler
+from common.model import ModelHandler
 
 SIDE = 8
 
@@ -26,11 +26,15 @@ class DigitsCNN(nn.Module):
     def __init__(self, classes: int = 10):
         super().__init__()
         self.features = nn.Sequential(
-            nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(),
-            nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(),
+            nn.Conv2d(1, 16, 3, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(16, 32, 3, padding=1),
+            nn.ReLU(),
             nn.MaxPool2d(2),
         )
-        self.classifier = nn.Sequential(nn.Flatten(), nn.Linear(32 * 4 * 4, 64), nn.ReLU(), nn.Linear(64, classes))
+        self.classifier = nn.Sequential(
+            nn.Flatten(), nn.Linear(32 * 4 * 4, 64), nn.ReLU(), nn.Linear(64, classes)
+        )
 
     def forward(self, images):
         return self.classifier(self.features(images))
@@ -44,7 +48,9 @@ def pixels_to_images(pixels: pa.Array, name: str, scale: float) -> np.ndarray:
     """
     typ = pixels.type
     if not (pa.types.is_list(typ) or pa.types.is_large_list(typ) or pa.types.is_fixed_size_list(typ)):
-        raise InputError(f'column "{name}" is {pixels.type}; expected a list of {SIDE * SIDE} numbers per row')
+        raise InputError(
+            f'column "{name}" is {pixels.type}; expected a list of {SIDE * SIDE} numbers per row'
+        )
     if pixels.null_count:
         raise InputError(f'column "{name}" has {pixels.null_count} null images')
     lengths = pc.list_value_length(pixels).to_numpy(zero_copy_only=False)
@@ -66,12 +72,16 @@ class DigitsHandler(ModelHandler):
         try:
             model.load_state_dict(torch.load(self.bundle.artifact, map_location="cpu", weights_only=True))
         except Exception as exc:  # a damaged file or another architecture
-            raise BundleError(f"bundle {self.bundle.path}: cannot load {self.bundle.artifact.name}: {exc}") from None
+            raise BundleError(
+                f"bundle {self.bundle.path}: cannot load {self.bundle.artifact.name}: {exc}"
+            ) from None
         return model.to(self.device).eval()
 
     def run_inference(self, batch, model):
         name = self.bundle.features[0]
-        images = torch.from_numpy(pixels_to_images(batch.arrow(name), name, float(self.bundle.options["pixel_scale"])))
+        images = torch.from_numpy(
+            pixels_to_images(batch.arrow(name), name, float(self.bundle.options["pixel_scale"]))
+        )
         if torch.device(self.device).type == "cuda":
             images = images.pin_memory().to(self.device, non_blocking=True)
         with torch.inference_mode():

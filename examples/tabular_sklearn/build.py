@@ -1,7 +1,7 @@
 """Builds the tabular scikit-learn example: generated transactions and a HistGradientBoosting model.
 
 The label depends on amount, income, age, merchant, channel, country and the local hour, so every
-transform feeds the signal. Training applies the bundle's own transforms (``common.transforms``)
+transform feeds the signal. Training applies the bundle's own transforms (``common.spec.transforms``)
 to the training rows, so the model learns on exactly the features it will be served.
 
     python -m examples.tabular_sklearn.build [--size ROWS]
@@ -19,8 +19,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from common.features import FeatureBatch
-from common.transforms import apply_transforms, parse_transforms
+from common.model.features import FeatureBatch
+from common.model.kernels import apply_transforms
+from common.spec.transforms import parse_transforms
 
 HERE = Path(__file__).parent
 MERCHANTS = ["grocery", "fuel", "travel", "electronics", "restaurants", "pharmacy", "fashion", "gaming"]
@@ -145,18 +146,20 @@ def generate(rows: int, seed: int) -> pa.Table:
     label = (rng.random(rows) < 1 / (1 + np.exp(-logit))).astype(np.int64)
     age_col = pa.array(age, mask=rng.random(rows) < 0.02)
     merchant_col = pa.array(merchant.tolist(), mask=rng.random(rows) < 0.02)
-    return pa.table({
-        "id": pa.array(np.arange(rows, dtype=np.int64)),
-        "amount": pa.array(amount, mask=rng.random(rows) < 0.02),
-        "income": pa.array(income),
-        "age": age_col,
-        "debt_ratio": pa.array(debt_ratio),
-        "merchant": merchant_col,
-        "channel": pa.array(channel.tolist()),
-        "country": pa.array(country.tolist()),
-        "event_time": pa.array(seconds * 1_000_000, type=pa.timestamp("us", tz="UTC")),
-        "label": pa.array(label),
-    })
+    return pa.table(
+        {
+            "id": pa.array(np.arange(rows, dtype=np.int64)),
+            "amount": pa.array(amount, mask=rng.random(rows) < 0.02),
+            "income": pa.array(income),
+            "age": age_col,
+            "debt_ratio": pa.array(debt_ratio),
+            "merchant": merchant_col,
+            "channel": pa.array(channel.tolist()),
+            "country": pa.array(country.tolist()),
+            "event_time": pa.array(seconds * 1_000_000, type=pa.timestamp("us", tz="UTC")),
+            "label": pa.array(label),
+        }
+    )
 
 
 def build(size: int | None = None, seed: int = 0, out_dir: Path | None = None) -> dict:
@@ -172,7 +175,9 @@ def build(size: int | None = None, seed: int = 0, out_dir: Path | None = None) -
     model_dir = out_dir / "model"
     model_dir.mkdir(parents=True, exist_ok=True)
     income = train.column("income").to_numpy()
-    text = BUNDLE_TOML.format(income_mean=float(income.mean()), income_std=float(income.std()), merchants=MERCHANTS)
+    text = BUNDLE_TOML.format(
+        income_mean=float(income.mean()), income_std=float(income.std()), merchants=MERCHANTS
+    )
     (model_dir / "bundle.toml").write_text(text)
     raw = tomllib.loads(text)
     transforms = parse_transforms(raw["transforms"], "bundle.toml")
@@ -190,10 +195,16 @@ def build(size: int | None = None, seed: int = 0, out_dir: Path | None = None) -
     data_dir = out_dir / "data"
     data_dir.mkdir(parents=True, exist_ok=True)
     pq.write_table(generate(size, seed + 2).drop_columns(["label"]), data_dir / "input.parquet")
-    return {"rows": size, "train_seconds": round(time.perf_counter() - started, 2), "holdout_auc": round(float(auc), 4)}
+    return {
+        "rows": size,
+        "train_seconds": round(time.perf_counter() - started, 2),
+        "holdout_auc": round(float(auc), 4),
+    }
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--size", type=int, default=None, help="rows to score (default 5000)")
     print(build(parser.parse_args().size))

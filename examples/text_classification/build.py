@@ -16,9 +16,15 @@ import numpy as np
 import pyarrow as pa
 import torch
 
+from common.spec.toml import write_toml
 from examples._torch_common import (
-    Stopwatch, build_cli, copy_handler, prepare_dirs, seed_everything, training_threads, write_input,
-    write_toml,
+    Stopwatch,
+    build_cli,
+    copy_handler,
+    prepare_dirs,
+    seed_everything,
+    training_threads,
+    write_input,
 )
 from examples.text_classification.text_handler import SentimentEncoder, WordTokenizer
 
@@ -30,11 +36,17 @@ LABEL_NOISE = 0.02
 MODEL = {"d_model": 64, "heads": 4, "layers": 2, "max_len": 32}
 EPOCHS = 4
 
-PRODUCTS = "phone laptop blender jacket camera headset chair kettle lamp backpack speaker monitor keyboard tent".split()
+PRODUCTS = (
+    "phone laptop blender jacket camera headset chair kettle lamp backpack speaker monitor keyboard tent"
+).split()
 UNSEEN_PRODUCTS = "drone scooter tripod router".split()  # only in held-out and prediction text
 ASPECTS = "battery screen price delivery quality design sound fabric handle packaging service size".split()
-GOOD = "good great excellent amazing lovely solid reliable fantastic perfect superb comfortable sturdy".split()
-BAD = "bad terrible awful poor broken flimsy useless horrible disappointing faulty noisy uncomfortable".split()
+GOOD = (
+    "good great excellent amazing lovely solid reliable fantastic perfect superb comfortable sturdy".split()
+)
+BAD = (
+    "bad terrible awful poor broken flimsy useless horrible disappointing faulty noisy uncomfortable".split()
+)
 INTENSIFIERS = ["", "", "very", "really", "quite", "extremely", "fairly", "truly"]
 LIKE, DISLIKE = "love like recommend enjoy adore".split(), "hate dislike regret".split()
 OPENERS = ["", "", "", "honestly,", "overall,", "to be honest,", "after two weeks,", "for the price,"]
@@ -48,7 +60,9 @@ def clause(rng: np.random.Generator, positive: bool, thing: str) -> str:
     if form == 0:
         adj = rng.choice(GOOD if wanted else BAD)
         intensity = rng.choice(INTENSIFIERS)
-        return " ".join(filter(None, [f"the {thing}", rng.choice(["is", "was"]), "not" if negate else "", intensity, adj]))
+        return " ".join(
+            filter(None, [f"the {thing}", rng.choice(["is", "was"]), "not" if negate else "", intensity, adj])
+        )
     if form == 1:
         verb = rng.choice(LIKE if wanted else DISLIKE)
         return f"i {'do not ' if negate else ''}{verb} this {thing}"
@@ -67,7 +81,8 @@ def review(rng: np.random.Generator, unseen: float) -> tuple[str, int]:
     else:
         joiner = str(rng.choice(["and", "but"]))
         first_positive = positive if joiner == "and" else not positive
-        body = f"{clause(rng, first_positive, product)} {joiner} {clause(rng, positive, str(rng.choice(ASPECTS)))}"
+        second = clause(rng, positive, str(rng.choice(ASPECTS)))
+        body = f"{clause(rng, first_positive, product)} {joiner} {second}"
     return " ".join(filter(None, [opener, body])) + str(rng.choice([".", "!", ""])), int(positive)
 
 
@@ -76,7 +91,9 @@ def reviews(rng: np.random.Generator, count: int, unseen: float = 0.0) -> tuple[
     return [t for t, _ in pairs], np.array([y for _, y in pairs], dtype=np.int64)
 
 
-def train(model: SentimentEncoder, ids: np.ndarray, labels: np.ndarray, rng: np.random.Generator) -> SentimentEncoder:
+def train(
+    model: SentimentEncoder, ids: np.ndarray, labels: np.ndarray, rng: np.random.Generator
+) -> SentimentEncoder:
     optimizer = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=0.01)
     steps = EPOCHS * -(-len(ids) // 64)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=2e-3, total_steps=steps, pct_start=0.1)
@@ -121,28 +138,40 @@ def build(size: int | None = None, seed: int = 0, out_dir: Path | str = HERE) ->
     torch.save(model.state_dict(), model_dir / "model.pt")
     (model_dir / "vocab.json").write_text(json.dumps(tokenizer.vocabulary) + "\n")
     copy_handler(HANDLER, model_dir)
-    write_toml(model_dir / "bundle.toml", {
-        "name": "text_classification",
-        "description": "transformer-encoder sentiment classifier; word tokenizer with the training vocabulary",
-        "kind": "python",
-        "entrypoint": "text_handler:SentimentHandler",
-        "artifact": "model.pt",
-        "features": ["text"],
-        "batch_size": 256,
-        "device": "auto",
-        "outputs": {"label": "int64", "score": "float64"},
-        "options": {**MODEL, "vocabulary": "vocab.json"},
-    })
+    write_toml(
+        model_dir / "bundle.toml",
+        {
+            "name": "text_classification",
+            "description": "transformer-encoder sentiment classifier; word tokenizer with the training "
+            "vocabulary",
+            "kind": "python",
+            "entrypoint": "text_handler:SentimentHandler",
+            "artifact": "model.pt",
+            "features": ["text"],
+            "batch_size": 256,
+            "device": "auto",
+            "outputs": {"label": "int64", "score": "float64"},
+            "options": {**MODEL, "vocabulary": "vocab.json"},
+        },
+    )
 
     input_texts, input_labels = reviews(np.random.default_rng(seed + 1), size, unseen=0.2)
-    write_input(pa.table({
-        "id": pa.array(np.arange(size, dtype=np.int64)),
-        "text": pa.array(input_texts, pa.string()),
-        "sentiment": pa.array(input_labels),
-    }), data_dir)
+    write_input(
+        pa.table(
+            {
+                "id": pa.array(np.arange(size, dtype=np.int64)),
+                "text": pa.array(input_texts, pa.string()),
+                "sentiment": pa.array(input_labels),
+            }
+        ),
+        data_dir,
+    )
     return {
-        "train_seconds": clock.seconds, "holdout_accuracy": accuracy, "rows": size,
-        "vocabulary": len(tokenizer.vocabulary), "train_texts": TRAIN_TEXTS,
+        "train_seconds": clock.seconds,
+        "holdout_accuracy": accuracy,
+        "rows": size,
+        "vocabulary": len(tokenizer.vocabulary),
+        "train_texts": TRAIN_TEXTS,
     }
 
 

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from common.errors import BundleError
-from common.models import ModelHandler
+from common.model import ModelHandler
 
 PAD, UNK, CLS = "[PAD]", "[UNK]", "[CLS]"
 SPECIALS = (PAD, UNK, CLS)  # ids 0, 1, 2
@@ -36,7 +36,7 @@ class WordTokenizer:
         self.max_len = max_len
 
     @classmethod
-    def fit(cls, texts, max_len: int, min_count: int = 1) -> "WordTokenizer":
+    def fit(cls, texts, max_len: int, min_count: int = 1) -> WordTokenizer:
         """Builds the vocabulary from training texts (sorted, so the same texts give the same ids)."""
         counts: dict[str, int] = {}
         for text in texts:
@@ -65,7 +65,9 @@ class WordTokenizer:
 class SentimentEncoder(nn.Module):
     """Embeddings + learned positions, a pre-norm ``nn.TransformerEncoder``, a head on ``[CLS]``."""
 
-    def __init__(self, vocab_size: int, d_model: int, heads: int, layers: int, max_len: int, classes: int = 2):
+    def __init__(
+        self, vocab_size: int, d_model: int, heads: int, layers: int, max_len: int, classes: int = 2
+    ):
         super().__init__()
         self.tok_emb = nn.Embedding(vocab_size, d_model, padding_idx=0)
         self.pos_emb = nn.Embedding(max_len, d_model)
@@ -105,7 +107,9 @@ class SentimentHandler(ModelHandler):
         opts = self.bundle.options
         vocabulary = self.tokenizer.vocabulary
         try:
-            model = SentimentEncoder(len(vocabulary), opts["d_model"], opts["heads"], opts["layers"], opts["max_len"])
+            model = SentimentEncoder(
+                len(vocabulary), opts["d_model"], opts["heads"], opts["layers"], opts["max_len"]
+            )
             model.load_state_dict(torch.load(self.bundle.artifact, map_location="cpu", weights_only=True))
         except Exception as exc:  # a missing or damaged file, or weights that do not fit the options
             raise BundleError(f"bundle {self.bundle.path}: cannot load the model: {exc}") from None

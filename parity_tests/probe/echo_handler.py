@@ -4,7 +4,7 @@ With it, every transform's result is written out and compared column by column, 
 between engines is traced to the op that caused it, not only to a model score downstream.
 """
 
-from common.models import ModelHandler
+from common.model import ModelHandler
 
 
 class FeatureEcho(ModelHandler):
@@ -13,4 +13,7 @@ class FeatureEcho(ModelHandler):
 
     def run_inference(self, batch, model):
         table = batch.table(list(self.bundle.features))
-        return {out: table.column(feat) for out, feat in zip(self.bundle.outputs, self.bundle.features)}
+        return {
+            out: table.column(feat)
+            for out, feat in zip(self.bundle.outputs, self.bundle.features, strict=True)
+        }

@@ -1,0 +1,251 @@
+"""The transform kernels: the Arrow/NumPy/torch implementation of each op in ``common.spec.transforms``.
+
+Spark's column expressions (``spark_backend/transforms.py``) define the semantics; these kernels
+reproduce them inside the model process. Numeric ops run in torch on the batch's device; string,
+hash and time-zone ops run in Arrow/NumPy on the host. Spark's surprises are kept on purpose
+(``round`` is HALF_UP on a double's shortest decimal text, NaN sorts above +inf, ``log1p(x <= -1)``
+is null) so that both executors agree; each op notes its edge cases. torch is imported inside the
+kernels so that importing this module on the driver does not pay for it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from decimal import ROUND_HALF_UP, Decimal, localcontext
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from common.errors import InputError
+from common.model.murmur3 import SPARK_SEED, hash_int32, hash_int64, hash_utf8
+from common.model.timezones import utc_offsets
+from common.spec.transforms import Transform
+
+if TYPE_CHECKING:
+    from common.model.features import FeatureBatch
+
+
+def apply_transforms(batch: FeatureBatch, transforms: Sequence[Transform]) -> None:
+    """Runs the transforms on ``batch`` in order, each writing its output column(s)."""
+    for t in transforms:
+        _KERNELS[t.op](batch, t)
+
+
+# ---- numeric ops: torch on the batch's device -------------------------------------------------
+
+
+def _numeric(batch: FeatureBatch, t: Transform, compute) -> None:
+    from common.model.features import TensorColumn
+
+    column = batch.tensor(t.column)
+    values, valid = compute(column.values, column.valid)
+    batch.set(t.output, TensorColumn(values, valid, t.output_type()))
+
+
+def _scalar(x, value: float):
+    """A 0-d tensor on ``x``'s device: CUDA turns division by a Python scalar into a multiplication
+    by its reciprocal, which can differ from Spark's division in the last bit."""
+    import torch
+
+    return torch.tensor(value, dtype=x.dtype, device=x.device)
+
+
+def _impute(batch, t):
+    import torch
+
+    def compute(x, valid):
+        missing = torch.isnan(x) if valid is None else torch.isnan(x) | ~valid
+        return torch.where(missing, _scalar(x, t.params["value"]), x), None
+
+    _numeric(batch, t, compute)
+
+
+def _log1p(batch, t):
+    import torch
+
+    def compute(x, valid):  # Spark: null for x <= -1 (incl. -inf); NaN stays NaN
+        defined = ~(x <= -1)
+        return torch.log1p(
+            torch.where(defined, x, torch.zeros_like(x))
+        ), defined if valid is None else valid & defined
+
+    _numeric(batch, t, compute)
+
+
+def _standard_scale(batch, t):
+    _numeric(batch, t, lambda x, v: ((x - _scalar(x, t.params["mean"])) / _scalar(x, t.params["std"]), v))
+
+
+def _min_max_scale(batch, t):
+    low, span = t.params["min"], t.params["max"] - t.params["min"]  # the Spark side divides by the same float
+    _numeric(batch, t, lambda x, v: ((x - _scalar(x, low)) / _scalar(x, span), v))
+
+
+def _clip(batch, t):
+    import torch
+
+    def compute(x, valid):  # least(greatest(x, lower), upper): ties keep x (so -0.0 stays), NaN -> upper
+        lower, upper = _scalar(x, t.params["lower"]), _scalar(x, t.params["upper"])
+        out = torch.where(x < lower, lower, x)
+        out = torch.where(out > upper, upper, out)
+        return torch.where(torch.isnan(x), upper, out), valid
+
+    _numeric(batch, t, compute)
+
+
+def _bucketize(batch, t):
+    import torch
+
+    def compute(x, valid):  # bucket i holds boundaries[i-1] <= x < boundaries[i]; NaN sorts last
+        bounds = torch.tensor(t.params["boundaries"], dtype=x.dtype, device=x.device)
+        nan = torch.isnan(x)
+        index = torch.searchsorted(bounds, torch.where(nan, 0.0, x).contiguous(), right=True)
+        index = torch.where(nan, len(bounds), index)
+        return index.to(x.dtype), valid
+
+    _numeric(batch, t, compute)
+
+
+def _round(batch, t):
+    _numeric(batch, t, lambda x, v: (round_half_up(x, t.params["scale"]), v))
+
+
+def round_half_up(x, scale: int):
+    """Spark's ``round(x, scale)`` on doubles: BigDecimal(Double.toString(x)).setScale(HALF_UP).
+
+    Rounding the shortest decimal text, not the binary value, makes round(2.675, 2) = 2.68 and
+    round(0.285, 2) = 0.29. Most values are far from a tie and round in torch; the few whose
+    scaled value lies within a few ulps of .5 are redone exactly on the host with ``decimal``.
+    NaN and +-inf are returned unchanged and a zero result is +0.0, as in Spark.
+    """
+    import torch
+
+    power = _scalar(x, 10.0 ** abs(scale))  # exact for |scale| <= 22, and a true division on CUDA
+    scaled = (x * power if scale >= 0 else x / power).abs()
+    whole = torch.floor(scaled)
+    frac = scaled - whole
+    rounded = torch.copysign(whole + (frac > 0.5).to(x.dtype), x)
+    rounded = (rounded / power if scale >= 0 else rounded * power) + 0.0  # + 0.0 turns -0.0 into 0.0
+    unchanged = ~torch.isfinite(x) | (scaled >= 2.0**54)  # such a double has no digits below 10**-scale
+    # |decimal text * 10**scale - scaled| < scaled * 2**-51; wider than that from .5 is not a tie.
+    near_tie = ~unchanged & ((frac - 0.5).abs() <= scaled * 2.0**-50)
+    out = torch.where(unchanged, x, rounded)
+    if bool(near_tie.any()):
+        rows = near_tie.nonzero().squeeze(1)
+        exact = [_round_decimal(v, scale) for v in x[rows].cpu().tolist()]
+        out[rows] = torch.tensor(exact, dtype=x.dtype).to(x.device)
+    return out
+
+
+def _round_decimal(value: float, scale: int) -> float:
+    with localcontext() as ctx:
+        ctx.prec = 400  # a double has at most 309 integer digits, plus 22 decimals
+        quantum = Decimal(1).scaleb(-scale)
+        return float(Decimal(repr(value)).quantize(quantum, rounding=ROUND_HALF_UP)) + 0.0
+
+
+# ---- categorical and time ops: Arrow / NumPy on the host ----------------------------------------
+
+
+def _vocabulary_index(batch: FeatureBatch, t: Transform) -> np.ndarray:
+    """Row -> position in the vocabulary, -1 for null or unseen (compared as UTF-8 bytes or int64)."""
+    vocabulary = t.params["vocabulary"]
+    array = _decoded(batch.arrow(t.column))
+    if isinstance(vocabulary[0], str):
+        if not _is_string(array.type):
+            raise _type_error(t, array.type, "a string column (the vocabulary holds strings)")
+        value_set = pa.array(vocabulary, type=array.type)
+    else:
+        if not _is_hashable_int(array.type):
+            raise _type_error(t, array.type, "an integer column (the vocabulary holds integers)")
+        array, value_set = array.cast(pa.int64()), pa.array(vocabulary, type=pa.int64())
+    index = pc.index_in(array, value_set=value_set)
+    return pc.fill_null(index, -1).to_numpy(zero_copy_only=False)
+
+
+def _string_index(batch, t):
+    index = _vocabulary_index(batch, t)
+    batch.set(t.output, pa.array(np.where(index < 0, len(t.params["vocabulary"]), index).astype(np.int64)))
+
+
+def _one_hot(batch, t):
+    index = _vocabulary_index(batch, t)
+    for i, name in enumerate(t.output_columns()):
+        batch.set(name, pa.array((index == i).astype(np.int64)))
+
+
+def _hash_bucket(batch, t):
+    """pmod(hash(column), buckets) with Spark's Murmur3 hash: strings by UTF-8 bytes, 8/16/32-bit
+    integers and bools as IntegerType, int64 and uint32 (Spark reads it as LongType) as LongType."""
+    array = _decoded(batch.arrow(t.column))
+    typ = array.type
+    if _is_string(typ):
+        hashed = hash_utf8(array)
+    elif pa.types.is_boolean(typ) or (_is_hashable_int(typ) and typ.bit_width <= 32 and typ != pa.uint32()):
+        hashed = hash_int32(pc.fill_null(array.cast(pa.int32()), 0).to_numpy(zero_copy_only=False))
+    elif _is_hashable_int(typ):
+        hashed = hash_int64(pc.fill_null(array.cast(pa.int64()), 0).to_numpy(zero_copy_only=False))
+    else:
+        raise _type_error(t, typ, "a string or integer column")
+    if array.null_count and not _is_string(typ):
+        hashed = np.where(array.is_null().to_numpy(zero_copy_only=False), np.int32(SPARK_SEED), hashed)
+    batch.set(t.output, pa.array(hashed.astype(np.int64) % t.params["buckets"]))  # floor mod = Spark's pmod
+
+
+def _datetime_part(batch, t):
+    """Hour, day of week (1 = Sunday, Spark's dayofweek) or month of each instant in the time zone;
+    naive timestamps are UTC instants."""
+    array = batch.arrow(t.column)
+    if not pa.types.is_timestamp(array.type):
+        raise _type_error(t, array.type, "a timestamp column")
+    per_second = {"s": 1, "ms": 1_000, "us": 1_000_000, "ns": 1_000_000_000}[array.type.unit]
+    raw = pc.fill_null(array.cast(pa.int64()), 0).to_numpy(zero_copy_only=False)
+    seconds = raw // per_second  # floor, also before 1970
+    try:
+        local = seconds + utc_offsets(seconds, t.params["timezone"])
+    except ValueError as exc:
+        raise InputError(f'transform {t.op} on column "{t.column}": {exc}') from None
+    if t.params["part"] == "hour":
+        part = local // 3600 % 24
+    elif t.params["part"] == "day_of_week":
+        part = (local // 86400 + 4) % 7 + 1  # 1970-01-01 was a Thursday (5)
+    else:
+        months = (local // 86400).astype("datetime64[D]").astype("datetime64[M]").astype(np.int64)
+        part = months % 12 + 1
+    batch.set(t.output, pa.array(part.astype(np.int64), mask=array.is_null().to_numpy(zero_copy_only=False)))
+
+
+def _decoded(array: pa.Array) -> pa.Array:
+    if pa.types.is_dictionary(array.type):
+        array = array.dictionary_decode()
+    return array.cast(pa.large_string()) if pa.types.is_string_view(array.type) else array
+
+
+def _is_string(typ: pa.DataType) -> bool:
+    return pa.types.is_string(typ) or pa.types.is_large_string(typ) or pa.types.is_string_view(typ)
+
+
+def _is_hashable_int(typ: pa.DataType) -> bool:
+    """Integer types Spark reads as Byte/Short/Integer/LongType (uint64 becomes a decimal there)."""
+    return pa.types.is_signed_integer(typ) or typ in (pa.uint8(), pa.uint16(), pa.uint32())
+
+
+def _type_error(t: Transform, typ: pa.DataType, needs: str) -> InputError:
+    return InputError(f'transform {t.op} on column "{t.column}" needs {needs}, but the column is {typ}')
+
+
+_KERNELS = {
+    "impute": _impute,
+    "log1p": _log1p,
+    "standard_scale": _standard_scale,
+    "min_max_scale": _min_max_scale,
+    "clip": _clip,
+    "round": _round,
+    "bucketize": _bucketize,
+    "string_index": _string_index,
+    "one_hot": _one_hot,
+    "hash_bucket": _hash_bucket,
+    "datetime_part": _datetime_part,
+}

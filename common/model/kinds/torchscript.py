@@ -1,0 +1,33 @@
+"""TorchScript models: input is the float32 feature matrix in ``features`` order, on the model's device."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from common.errors import BundleError
+from common.model.handler import ModelHandler
+
+
+class TorchScriptHandler(ModelHandler):
+    """Runs a TorchScript module on the bundle's device; transforms already ran there as tensors."""
+
+    numeric_features = True
+
+    def load_model(self) -> Any:
+        import torch
+
+        try:
+            model = torch.jit.load(str(self.bundle.artifact), map_location=self.device)
+        except Exception as exc:  # torch raises RuntimeError or ValueError for a damaged archive
+            raise BundleError(
+                f"bundle {self.bundle.path}: cannot load {self.bundle.artifact.name}: {exc}"
+            ) from None
+        model.eval()
+        return model
+
+    def run_inference(self, batch, model):
+        import torch
+
+        features = batch.matrix(list(self.bundle.features), dtype=torch.float32)
+        with torch.inference_mode():
+            return model(features)

@@ -1,0 +1,158 @@
+"""The input: discovery and checks once on the driver before an engine starts, and reading.
+
+Both executors read exactly the file list and schema found here, so they see the same rows with
+the same types (Spark's and Arrow's CSV inference disagree; a schema inferred once and handed to
+both does not). Everything in the harness that reads input files itself (the preflight's head,
+the key check, the reference executor, Ray's CSV reader) reads them through ``InputInfo``.
+Problems come back as one-line InputErrors naming the file or column.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.dataset as pads
+import pyarrow.parquet as pq
+
+from common.errors import InputError
+
+
+@dataclass(frozen=True)
+class InputInfo:
+    """What the driver learnt about the input: the files, their common schema, the row count."""
+
+    files: tuple[Path, ...]
+    schema: pa.Schema
+    num_rows: int
+    format: str
+
+    @property
+    def paths(self) -> list[str]:
+        return [str(f) for f in self.files]
+
+    def csv_options(self, columns: Sequence[str] | None = None) -> pacsv.ConvertOptions:
+        """How a CSV input is read: with the schema inferred here, never re-inferred per file."""
+        return pacsv.ConvertOptions(column_types=self.schema, include_columns=list(columns or []))
+
+    def iter_batches(self, batch_size: int, columns: Sequence[str] | None = None) -> Iterator[pa.RecordBatch]:
+        """The input (or some ``columns``) as record batches of at most ``batch_size`` rows, file by file."""
+        for file in self.files:
+            if self.format == "csv":
+                yield from pacsv.read_csv(file, convert_options=self.csv_options(columns)).to_batches(
+                    batch_size
+                )
+            else:
+                yield from pq.ParquetFile(file).iter_batches(batch_size=batch_size, columns=columns)
+
+    def head(self, rows: int) -> pa.Table:
+        """The first ``rows`` rows (fewer when the input is shorter), typed as the input."""
+        for batch in self.iter_batches(rows):
+            if batch.num_rows:
+                return pa.Table.from_batches([batch]).cast(self.schema)
+        return self.schema.empty_table()
+
+    def read_columns(self, columns: Sequence[str]) -> pa.Table:
+        """Whole columns of every file (the key columns), as one table."""
+        if self.format == "csv":
+            tables = [pacsv.read_csv(f, convert_options=self.csv_options(columns)) for f in self.files]
+            return (
+                pa.concat_tables(tables)
+                if tables
+                else pa.schema([self.schema.field(c) for c in columns]).empty_table()
+            )
+        return read_parquet_columns(self.files, columns)
+
+
+def read_parquet_columns(files: Sequence[Path], columns: Sequence[str]) -> pa.Table:
+    """Some columns of a set of Parquet files, as one table (only those columns are decoded)."""
+    return pads.dataset([str(f) for f in files], format="parquet").to_table(columns=list(columns))
+
+
+def data_files(folder: Path, suffix: str | None = None) -> list[Path]:
+    """The data files under ``folder``, sorted: Spark's rule, which skips every path part that
+    starts with ``_`` or ``.`` (markers, manifests, dead letters, staging, checksums); with
+    ``suffix``, only files ending in it. The one rule for inputs and outputs alike."""
+    return sorted(
+        p
+        for p in folder.rglob(f"*{suffix or ''}")
+        if p.is_file() and not any(part.startswith(("_", ".")) for part in p.relative_to(folder).parts)
+    )
+
+
+def list_input_files(path: Path, fmt: str) -> list[Path]:
+    """A file, or every data file under a folder (CSV inputs: the ``.csv`` ones)."""
+    if not path.exists():
+        raise InputError(f"input {path}: no such file or folder")
+    if path.is_file():
+        return [path]
+    return data_files(path, ".csv" if fmt == "csv" else None)
+
+
+def inspect_input(path: Path, fmt: str, required: Sequence[str] = ()) -> InputInfo:
+    """Finds the files, checks they share one schema and hold the required columns, counts rows."""
+    files = list_input_files(path, fmt)
+    if fmt == "csv":
+        schema, rows = _inspect_csv(files, path)
+    else:
+        schema, rows = _inspect_parquet(files, path)
+    missing = [c for c in required if c not in schema.names]
+    if missing:
+        raise InputError(f'input {path}: no column "{missing[0]}" (columns: {", ".join(schema.names)})')
+    return InputInfo(tuple(files), schema, rows, fmt)
+
+
+def _inspect_parquet(files: list[Path], path: Path) -> tuple[pa.Schema, int]:
+    if not files:
+        raise InputError(f"input {path}: folder holds no Parquet files")
+    schema, rows = None, 0
+    for file in files:
+        try:
+            meta = pq.read_metadata(file)
+            file_schema = meta.schema.to_arrow_schema()
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise InputError(f"input file {file}: not a readable Parquet file: {exc}") from None
+        file_schema = (
+            pa.schema([f.remove_metadata() for f in file_schema]) if file_schema.metadata else file_schema
+        )
+        file_schema = file_schema.remove_metadata()
+        if schema is None:
+            schema = file_schema
+        elif not file_schema.equals(schema):
+            raise InputError(
+                f"input file {file}: schema differs from {files[0].name}: {_schema_diff(schema, file_schema)}"
+            )
+        rows += meta.num_rows
+    return schema, rows
+
+
+def _inspect_csv(files: list[Path], path: Path) -> tuple[pa.Schema, int]:
+    if not files:
+        raise InputError(f"input {path}: folder holds no CSV files")
+    schema, rows = None, 0
+    for file in files:
+        try:
+            table = pacsv.read_csv(file)
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise InputError(f"input file {file}: not a readable CSV file: {exc}") from None
+        if schema is None:
+            schema = table.schema
+        elif table.schema.names != schema.names:
+            raise InputError(f"input file {file}: columns differ from {files[0].name}")
+        else:  # widen types inferred differently per file (int in one, float in another)
+            schema = pa.unify_schemas([schema, table.schema], promote_options="permissive")
+        rows += table.num_rows
+    return schema, rows
+
+
+def _schema_diff(a: pa.Schema, b: pa.Schema) -> str:
+    for field in a:
+        if field.name not in b.names:
+            return f'column "{field.name}" missing'
+        if not b.field(field.name).type.equals(field.type):
+            return f'column "{field.name}" is {b.field(field.name).type}, not {field.type}'
+    extra = [n for n in b.names if n not in a.names]
+    return f'extra column "{extra[0]}"' if extra else "column order differs"

@@ -1,0 +1,190 @@
+"""Runs one job on one backend: validate everything, run the engine into a staging folder,
+reconcile rows and keys, publish atomically. Shared by the CLI, the parity runner and the tests.
+
+Guarantees (see README.md, "Guarantees"): every input row is published exactly once, or set aside in
+``_dead_letter`` with its error, or the job fails and publishes nothing; every error reaches the
+user as one ``BatchPredictError`` line, also when it was raised inside a Spark or Ray worker.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import time
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from common.errors import BatchPredictError, InputError, JobError
+from common.model.features import FeatureBatch
+from common.model.kernels import apply_transforms
+from common.model.kinds import handler_class
+from common.model.predictor import ErrorPolicy, Predictor
+from common.run.backends import get_backend
+from common.run.dead_letter import DEAD_LETTER_ERROR, dead_letter_files, split_dead_letters
+from common.run.inputs import InputInfo, inspect_input, read_parquet_columns
+from common.run.output import finish_output, output_files, staged_output
+from common.run.reconcile import check_input_keys, reconcile
+from common.run.result import RunResult
+from common.spec.bundle import Bundle, load_bundle
+from common.spec.job import Job
+from common.spec.transforms import required_input_columns
+
+PREFLIGHT_ROWS = 16
+
+
+def prepare(job: Job) -> tuple[Bundle, InputInfo, pa.Table]:
+    """Loads the bundle and inspects the input: every check that needs no engine."""
+    bundle = load_bundle(job.bundle_path)
+    required = [*job.passthrough_columns, *required_input_columns(bundle.transforms, bundle.features)]
+    inputs = inspect_input(job.input_path, job.input_format, list(dict.fromkeys(required)))
+    check_input_types(bundle, inputs.schema, str(job.input_path))
+    keys = inputs.read_columns(job.key)
+    check_input_keys(keys, str(job.input_path))
+    _check_job_options(job, inputs)
+    return bundle, inputs, keys
+
+
+def check_input_types(bundle: Bundle, schema: pa.Schema, where: str) -> None:
+    """Runs the bundle's transforms on an empty batch of the input schema, and (for kinds whose
+    features are numbers) reads the features as numbers: a string column where a number is needed
+    fails here, on the driver, with the transforms' own type rules, before any engine starts."""
+    batch = FeatureBatch(schema.empty_table(), "cpu")
+    try:
+        apply_transforms(batch, bundle.transforms)
+        if handler_class(bundle).numeric_features:
+            batch.numpy(list(bundle.features))
+    except BatchPredictError as exc:
+        raise InputError(f"input {where}: {exc}") from None
+
+
+def _check_job_options(job: Job, inputs: InputInfo) -> None:
+    if job.on_error == "dead_letter" and DEAD_LETTER_ERROR in job.passthrough_columns:
+        raise JobError(
+            f'{job.path}: output column "{DEAD_LETTER_ERROR}" clashes with the dead-letter error column'
+        )
+    if job.faults is not None:
+        job.faults.check(inputs.schema.field(job.key[0]).type, job.key[0], f"{job.path}: [faults]")
+
+
+def preflight(bundle: Bundle, inputs: InputInfo, job: Job) -> Predictor:
+    """Checks the bundle for its kind (``ModelHandler.validate``), loads the model on the driver
+    and predicts a few input rows under the job's error policy (without its faults), so a broken
+    bundle fails fast with a clear message instead of deep inside an engine's worker; under
+    dead_letter a row that raises here is no reason to stop."""
+    policy = ErrorPolicy(key=job.key, on_error=job.on_error)
+    predictor = Predictor(bundle, run_transforms=True, passthrough=job.passthrough_columns, policy=policy)
+    predictor.handler.validate()
+    predictor.run_batch(inputs.head(PREFLIGHT_ROWS))
+    return predictor
+
+
+def run_job(job: Job, backend: str | None, *, check_model: bool = True) -> RunResult:
+    """Runs ``job`` on ``backend`` and publishes its output; raises BatchPredictError on bad input."""
+    started = time.perf_counter()
+    started_at = dt.datetime.now(dt.UTC).isoformat()
+    engine_backend = get_backend(backend)
+    name = engine_backend.name
+    bundle, inputs, input_keys = prepare(job)
+    if check_model:
+        predictor = preflight(bundle, inputs, job)
+    else:
+        predictor = Predictor(bundle, passthrough=job.passthrough_columns)
+    with staged_output(job.output_path, job.overwrite) as stage:
+        engine_started = time.perf_counter()
+        try:
+            engine = engine_backend.run(job, bundle, inputs, stage, job.backend_settings(name))
+        except BatchPredictError:
+            raise
+        except Exception as exc:  # engines wrap worker errors; surface ours as one line
+            raise _unwrap(exc, name) from exc
+        engine_seconds = time.perf_counter() - engine_started
+        files = output_files(stage) if stage.exists() else []
+        dead_rows = (
+            split_dead_letters(files, stage, job.passthrough_columns) if job.on_error == "dead_letter" else 0
+        )
+        if not files:  # an engine may write nothing for an empty input: publish an empty, typed file
+            stage.mkdir(parents=True, exist_ok=True)
+            pq.write_table(predictor.result_schema(inputs.schema).empty_table(), stage / "part-empty.parquet")
+            files = output_files(stage)
+        output_keys = read_parquet_columns(files, job.key)
+        dead_keys = read_parquet_columns(dead_letter_files(stage), job.key) if dead_rows else None
+        reconcile(input_keys, output_keys, dead_keys)
+        result = RunResult(
+            backend=name,
+            rows_in=inputs.num_rows,
+            rows_out=output_keys.num_rows,
+            seconds=time.perf_counter() - started,
+            startup_seconds=engine.startup_seconds,
+            engine_seconds=engine_seconds,
+            device=engine.device,
+            output=job.output_path,
+            dead_letter_rows=dead_rows,
+        )
+        finish_output(
+            stage,
+            {
+                "job": str(job.path),
+                "backend": name,
+                "bundle": str(bundle.path),
+                "bundle_hash": bundle.content_hash(),
+                "rows_in": result.rows_in,
+                "rows_out": result.rows_out,
+                "dead_letter_rows": dead_rows,
+                "on_error": job.on_error,
+                "reconciled": True,
+                "started": started_at,
+                "finished": dt.datetime.now(dt.UTC).isoformat(),
+                "device": engine.device,
+                "engine": engine.details,
+            },
+        )
+    return result
+
+
+class EngineError(BatchPredictError):
+    """The engine failed for a reason of its own (a worker lost more often than it retries)."""
+
+
+def _our_error_classes() -> dict[str, type[BatchPredictError]]:
+    classes, todo = {}, [BatchPredictError]
+    while todo:
+        cls = todo.pop()
+        classes[cls.__name__] = cls
+        todo.extend(cls.__subclasses__())
+    return classes
+
+
+def _unwrap(exc: BaseException, engine: str) -> BatchPredictError:
+    """One of our errors from inside an engine's wrapped worker exception, as one line.
+
+    Ray keeps the worker's exception object (``cause``); Spark carries the worker's Python traceback
+    as text, whose last ``module.ErrorClass: message`` line is the outermost error (a chained cause
+    comes first). Anything else becomes an EngineError holding the engine's informative line.
+    """
+    seen, todo = set(), [exc]
+    while todo:
+        current = todo.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, BatchPredictError) and type(current).__module__.startswith("common."):
+            return current  # not Ray's RayTaskError(ourError) hybrid: its str() is a traceback
+        todo += [getattr(current, "cause", None), current.__cause__, current.__context__]
+    classes = _our_error_classes()
+    text = str(exc)
+    matches = re.findall(rf"\b({'|'.join(map(re.escape, classes))}): ([^\n]+)", text)
+    if matches:
+        name, message = matches[-1]
+        return classes[name](message)
+    return EngineError(f"{engine} failed: {_engine_reason(text) or type(exc).__name__}")
+
+
+def _engine_reason(text: str) -> str:
+    """The informative part of an engine's error text: Spark's "most recent failure" cause, or the
+    first non-empty line, shortened."""
+    match = re.search(r"failed (\d+) times?, most recent failure: .*?\): ([^\n]+)", text)
+    if match:
+        return f"a task failed {match.group(1)} times; last: {match.group(2)}"[:500]
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[0][:500] if lines else ""

@@ -1,0 +1,170 @@
+"""The model bundle: a folder holding a model artifact and the ``bundle.toml`` that describes it.
+
+A bundle is the one shared definition both executors run: which columns the model reads, which
+transforms prepare them, which columns it writes and with what Arrow types. Everything is checked
+here, before any engine starts, so that a typo fails in a second with a message naming the field;
+what only a kind can check (its methods, its artifact against the declared outputs) its handler
+checks on the driver at preflight (``ModelHandler.validate``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import pyarrow as pa
+
+from common.errors import BundleError
+from common.spec.toml import load_toml, parse_table
+from common.spec.transforms import Transform, parse_transforms
+
+BUNDLE_FILE = "bundle.toml"
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """A parsed and validated model bundle.
+
+    Attributes:
+        path: the bundle folder (absolute).
+        kind: the bundle kind, a key of ``common.model.kinds.KINDS``.
+        artifact: the model file (absolute), or None for a ``python`` bundle without one.
+        features: the model's input columns, in order (input columns or transform outputs).
+        outputs: output column name -> Arrow type, in the order the model produces them.
+        transforms: the feature transforms applied before the model, in order.
+        batch_size: rows per model call (and per Arrow batch on Spark).
+        device: ``auto`` (CUDA when present), ``cpu`` or ``cuda``.
+        method: the model's method, for kinds that have several (sklearn: ``predict`` or ``predict_proba``).
+        entrypoint: ``module:ClassName`` of a ``python`` bundle's handler.
+        options: free-form table passed to a ``python`` handler.
+    """
+
+    path: Path
+    kind: str
+    artifact: Path | None
+    features: tuple[str, ...]
+    outputs: Mapping[str, pa.DataType]
+    transforms: tuple[Transform, ...] = ()
+    batch_size: int = 1024
+    device: str = "auto"
+    method: str = "predict"
+    entrypoint: str | None = None
+    options: Mapping[str, Any] = field(default_factory=dict)
+    name: str = ""
+
+    @property
+    def outputs_schema(self) -> pa.Schema:
+        """The ``[outputs]`` table as an Arrow schema: what the model writes, in order."""
+        return pa.schema([(name, typ) for name, typ in self.outputs.items()])
+
+    @property
+    def transform_outputs(self) -> list[str]:
+        return [c for t in self.transforms for c in t.output_columns()]
+
+    def content_hash(self) -> str:
+        """SHA-256 over every file in the bundle folder, to tie an output to the exact model."""
+        digest = hashlib.sha256()
+        for file in sorted(p for p in self.path.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
+            digest.update(str(file.relative_to(self.path)).encode())
+            digest.update(file.read_bytes())
+        return digest.hexdigest()
+
+
+def parse_arrow_type(text: str, where: str) -> pa.DataType:
+    """``float64``, ``int64``, ``string``, ``bool``, ``list<float32>`` ... -> an Arrow type."""
+    text = text.strip()
+    match = re.fullmatch(r"(?:list|array)<(.+)>", text)
+    if match:
+        return pa.list_(parse_arrow_type(match.group(1), where))
+    try:
+        return pa.type_for_alias(text)
+    except (ValueError, KeyError):
+        raise BundleError(
+            f'{where}: unknown Arrow type "{text}"; use e.g. float64, int64, string, bool, list<float32>'
+        ) from None
+
+
+def load_bundle(path: str | Path) -> Bundle:
+    """Reads and validates ``<path>/bundle.toml``; raises BundleError naming the problem."""
+    folder = Path(path).resolve()
+    spec_file = folder / BUNDLE_FILE
+    if not folder.is_dir():
+        raise BundleError(f"model bundle {folder}: no such folder")
+    if not spec_file.is_file():
+        raise BundleError(f"model bundle {folder}: missing {BUNDLE_FILE}")
+    return parse_bundle(load_toml(spec_file, BundleError), folder, str(spec_file))
+
+
+@dataclass(frozen=True)
+class _BundleTable:
+    """The fields of ``bundle.toml``; kind-specific checks are the kind's (``ModelHandler.validate``)."""
+
+    kind: str
+    features: tuple[str, ...]
+    outputs: Mapping[str, str]
+    artifact: str | None = None
+    method: str = "predict"
+    entrypoint: str | None = None
+    batch_size: int = 1024
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    transforms: Any = ()
+    options: Mapping[str, Any] = field(default_factory=dict)
+    name: str = ""
+    description: str = ""
+
+    def check(self, where: str) -> None:
+        from common.model.kinds import kind_names
+
+        if self.kind not in kind_names():
+            raise BundleError(f'{where}: field "kind" is "{self.kind}"; valid: {", ".join(kind_names())}')
+        if not self.features or not all(self.features):
+            raise BundleError(f'{where}: field "features" must be a non-empty list of column names')
+        if len(set(self.features)) != len(self.features):
+            raise BundleError(f'{where}: field "features" lists a column twice')
+        if not self.outputs:
+            raise BundleError(f'{where}: field "outputs" must declare at least one column')
+        if self.batch_size < 1:
+            raise BundleError(
+                f'{where}: field "batch_size" must be a positive integer, got {self.batch_size!r}'
+            )
+        if self.kind == "python" and (self.entrypoint is None or ":" not in self.entrypoint):
+            raise BundleError(f'{where}: a python bundle needs entrypoint = "module:ClassName"')
+        if self.kind != "python" and self.artifact is None:
+            raise BundleError(f'{where}: missing field "artifact"')
+
+
+def parse_bundle(raw: Mapping[str, Any], folder: Path, where: str) -> Bundle:
+    """The bundle described by ``raw`` (a ``bundle.toml``'s tables) in ``folder``."""
+    table = parse_table(_BundleTable, raw, where, BundleError)
+    artifact = None
+    if table.artifact is not None:
+        artifact = folder / table.artifact
+        if not artifact.is_file():
+            raise BundleError(f"{where}: artifact {artifact.name} not found in {folder}")
+    outputs = {
+        name: parse_arrow_type(str(typ), f'{where}: field "outputs.{name}"')
+        for name, typ in table.outputs.items()
+    }
+    transforms = tuple(parse_transforms(table.transforms, where))
+    produced = {c for t in transforms for c in t.output_columns()}
+    clash = sorted(set(outputs) & produced)
+    if clash:
+        raise BundleError(f'{where}: output "{clash[0]}" is also written by a transform')
+    return Bundle(
+        path=folder,
+        kind=table.kind,
+        artifact=artifact,
+        features=table.features,
+        outputs=outputs,
+        transforms=transforms,
+        batch_size=table.batch_size,
+        device=table.device,
+        method=table.method,
+        entrypoint=table.entrypoint,
+        options=table.options,
+        name=table.name or folder.name,
+    )

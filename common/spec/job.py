@@ -1,0 +1,156 @@
+"""The job file (TOML): what to read, which bundle to apply, where to write, engine settings.
+
+Paths resolve against the job file's folder. Every table is read once, here, by the strict TOML
+reader: ``[job]``, ``[input]``, ``[output]``, ``[model]``, one section per registered backend
+(each declared by its backend, ``common.run.backends``), ``[parity]`` and the ``[faults]`` testing
+hook. So a bad job fails before any engine starts, with a message naming the file, table and field.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Literal
+
+from common.errors import JobError
+from common.parity.settings import ParitySettings, parse_parity_settings
+from common.spec.faults import FaultSpec, parse_faults
+from common.spec.toml import load_toml, parse_table
+
+INPUT_FORMATS = ("parquet", "csv")
+_FIXED_SECTIONS = ("job", "input", "output", "model", "parity", "faults")
+
+
+@dataclass(frozen=True)
+class _JobTable:
+    key: str | tuple[str, ...]
+    name: str = ""
+    on_error: Literal["fail", "dead_letter"] = "fail"
+
+    def check(self, where: str) -> None:
+        keys = (self.key,) if isinstance(self.key, str) else self.key
+        if not keys or not all(keys):
+            raise JobError(f'{where}: field "key" must be a column name or a list of them')
+
+
+@dataclass(frozen=True)
+class _InputTable:
+    path: str
+    format: Literal["parquet", "csv"] | None = None
+
+
+@dataclass(frozen=True)
+class _OutputTable:
+    path: str
+    passthrough: tuple[str, ...] = ()
+    overwrite: bool = False
+
+
+@dataclass(frozen=True)
+class _ModelTable:
+    bundle: str
+
+
+@dataclass(frozen=True)
+class Job:
+    """A parsed job file.
+
+    Attributes:
+        settings: each registered backend's settings (its section, or the defaults), by name.
+        parity: the ``[parity]`` tolerances and report options.
+        faults: the ``[faults]`` testing hook, or None.
+    """
+
+    path: Path
+    name: str
+    key: tuple[str, ...]
+    input_path: Path
+    input_format: str
+    output_path: Path
+    passthrough: tuple[str, ...]
+    bundle_path: Path
+    overwrite: bool = False
+    on_error: str = "fail"
+    settings: Mapping[str, Any] = field(default_factory=dict)
+    parity: ParitySettings = ParitySettings()
+    faults: FaultSpec | None = None
+
+    @property
+    def passthrough_columns(self) -> tuple[str, ...]:
+        """The input columns copied to the output: the key first, then the passthrough ones."""
+        return self.key + tuple(c for c in self.passthrough if c not in self.key)
+
+    def backend_settings(self, backend: str) -> Any:
+        """The settings of ``backend`` (a registered backend's name)."""
+        return self.settings[backend]
+
+    def with_settings(self, backend: str, **changes: Any) -> Job:
+        """The job with some of ``backend``'s settings changed (checked as the job file's would be)."""
+        current = self.settings[backend]
+        changed = replace(current, **changes)
+        check = getattr(changed, "check", None)
+        if check is not None:
+            check(f"{self.path}: [{backend}]")
+        return replace(self, settings={**self.settings, backend: changed})
+
+    def with_paths(self, input_path: str | Path | None = None, output_path: str | Path | None = None) -> Job:
+        """The job with ``--input`` / ``--output`` overrides (relative to the working directory)."""
+        job = self
+        if input_path is not None:
+            path = Path(input_path).resolve()
+            job = replace(job, input_path=path, input_format=_infer_format(path, None))
+        if output_path is not None:
+            job = replace(job, output_path=Path(output_path).resolve())
+        return job
+
+
+def load_job(path: str | Path) -> Job:
+    """Reads and validates a job file; raises JobError naming the file and field at fault."""
+    file = Path(path).resolve()
+    if not file.is_file():
+        raise JobError(f"job file {path}: not found")
+    return parse_job(load_toml(file, JobError), file)
+
+
+def parse_job(raw: Mapping[str, Any], file: Path) -> Job:
+    """The job in ``raw`` (a job file's tables); ``file`` anchors relative paths and names errors."""
+    from common.run.backends import backend_names, get_backend  # late: backends import their settings
+
+    engines = backend_names()
+    valid = sorted({*_FIXED_SECTIONS, *engines})
+    unknown = [name for name in raw if name not in valid]
+    if unknown:
+        raise JobError(f"{file}: unknown section [{unknown[0]}]; valid: {', '.join(valid)}")
+
+    def table(cls, name):
+        return parse_table(cls, raw.get(name, {}), f"{file}: [{name}]")
+
+    job_table, input_table = table(_JobTable, "job"), table(_InputTable, "input")
+    output_table, model_table = table(_OutputTable, "output"), table(_ModelTable, "model")
+    base = file.parent
+    input_path = (base / input_table.path).resolve()
+    key = (job_table.key,) if isinstance(job_table.key, str) else job_table.key
+    settings = {name: table(get_backend(name).settings_class, name) for name in engines}
+    faults = raw.get("faults")
+    return Job(
+        path=file,
+        name=job_table.name or file.parent.name,
+        key=key,
+        input_path=input_path,
+        input_format=_infer_format(input_path, input_table.format),
+        output_path=(base / output_table.path).resolve(),
+        passthrough=output_table.passthrough,
+        bundle_path=(base / model_table.bundle).resolve(),
+        overwrite=output_table.overwrite,
+        on_error=job_table.on_error,
+        settings=settings,
+        parity=parse_parity_settings(raw.get("parity", {}), file),
+        faults=None if faults is None else parse_faults(faults, f"{file}: [faults]", base),
+    )
+
+
+def _infer_format(path: Path, declared: str | None) -> str:
+    if declared is not None:
+        return declared
+    return "csv" if path.suffix.lower() == ".csv" else "parquet"
