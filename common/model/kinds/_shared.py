@@ -6,7 +6,9 @@ driver at preflight (``ModelHandler.validate``), before any engine starts.
 
 from __future__ import annotations
 
+import importlib
 import warnings
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
@@ -20,6 +22,20 @@ if TYPE_CHECKING:
 def bundle_error(bundle: Bundle, field: str, message: str) -> BundleError:
     """``bundle <folder>: <field>: <message>``, the one line every kind raises."""
     return BundleError(f"bundle {bundle.path}: {field}: {message}")
+
+
+def import_library(bundle: Bundle, module: str, package: str) -> ModuleType:
+    """The kind's library, imported on first use (kind modules import nothing heavy at load); a
+    missing one is a BundleError naming the package to install."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise bundle_error(
+            bundle,
+            "kind",
+            f'"{bundle.kind}" needs the {package} package, which cannot be imported here ({exc}); '
+            "make venv installs it",
+        ) from None
 
 
 def artifact_error(bundle: Bundle, exc: BaseException) -> BundleError:

@@ -32,7 +32,7 @@ import pyarrow.compute as pc
 import torch
 
 from common.errors import InputError
-from common.model.kinds._shared import bundle_error
+from common.model.kinds._shared import bundle_error, import_library
 from common.models.base import ModelHandler
 
 CLASSIFY, EMBED, GENERATE = "text-classification", "feature-extraction", "text-generation"
@@ -236,6 +236,7 @@ class TransformersHandler(ModelHandler):
     # ----------------------------------------------------------------- what the folder holds
     @functools.cached_property
     def config(self):
+        import_library(self.bundle, "transformers", "transformers")
         from transformers import AutoConfig
 
         _quiet_transformers()
@@ -249,6 +250,7 @@ class TransformersHandler(ModelHandler):
     @functools.cached_property
     def tokenizer(self):
         """The folder's tokenizer, once per process (the CPU stage loads no model)."""
+        import_library(self.bundle, "transformers", "transformers")
         from transformers import AutoTokenizer
 
         _quiet_transformers()

@@ -17,6 +17,7 @@ from common.model.kinds._shared import (
     check_feature_names,
     check_method,
     check_numeric_outputs,
+    import_library,
     worker_threads,
 )
 from common.models.base import ModelHandler
@@ -42,8 +43,9 @@ class LightGBMHandler(ModelHandler):
     def _checked_booster(self):
         """Loads the model and checks it against the bundle: method, feature names and count, and
         the number of columns it predicts against the declared outputs."""
-        import lightgbm
         import numpy as np
+
+        lightgbm = import_library(self.bundle, "lightgbm", "lightgbm")
 
         check_method(self.bundle, METHODS)
         text = self._model_text()

@@ -27,6 +27,7 @@ from common.model.kinds._shared import (
     check_numeric_outputs,
     cuda_unavailable,
     device_index,
+    import_library,
     worker_threads,
 )
 from common.models.base import ModelHandler
@@ -42,7 +43,9 @@ class OnnxHandler(ModelHandler):
         self._plan(self._session(["CPUExecutionProvider"], threads=1))
 
     def load_model(self) -> Any:
-        import onnxruntime
+        onnxruntime = import_library(
+            self.bundle, "onnxruntime", "onnxruntime (onnxruntime-gpu on GPU machines)"
+        )
 
         providers = ["CPUExecutionProvider"]
         if torch.device(self.device).type == "cuda":
@@ -75,7 +78,9 @@ class OnnxHandler(ModelHandler):
         return {name: _column(values) for name, values in zip(self.bundle.outputs, results, strict=True)}
 
     def _session(self, providers: list, threads: int):
-        import onnxruntime
+        onnxruntime = import_library(
+            self.bundle, "onnxruntime", "onnxruntime (onnxruntime-gpu on GPU machines)"
+        )
 
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = threads

@@ -23,6 +23,7 @@ from common.model.kinds._shared import (
     check_numeric_outputs,
     cuda_unavailable,
     device_index,
+    import_library,
     worker_threads,
 )
 from common.models.base import ModelHandler
@@ -70,7 +71,7 @@ class XGBoostHandler(ModelHandler):
     def _checked_booster(self):
         """Loads the Booster and checks it against the bundle: method, feature names and count,
         feature types, and the number of columns it predicts against the declared outputs."""
-        import xgboost
+        xgboost = import_library(self.bundle, "xgboost", "xgboost-cpu (xgboost on GPU machines)")
 
         check_method(self.bundle, METHODS)
         try:
