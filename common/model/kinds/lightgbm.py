@@ -32,8 +32,10 @@ class LightGBMHandler(ModelHandler):
     def validate(self) -> None:
         self._checked_booster()
 
+    def __init__(self, bundle, device="cpu"):
+        super().__init__(bundle, "cpu")  # see the module docstring: the trees run on the host
+
     def load_model(self) -> Any:
-        self.device = "cpu"  # see the module docstring: the trees run on the host
         return self._checked_booster()
 
     def run_inference(self, batch, booster):

@@ -42,23 +42,21 @@ class OnnxHandler(ModelHandler):
     def validate(self) -> None:
         self._plan(self._session(["CPUExecutionProvider"], threads=1))
 
-    def load_model(self) -> Any:
-        onnxruntime = import_library(
-            self.bundle, "onnxruntime", "onnxruntime (onnxruntime-gpu on GPU machines)"
-        )
-
-        providers = ["CPUExecutionProvider"]
-        if torch.device(self.device).type == "cuda":
+    def __init__(self, bundle, device="cpu"):
+        super().__init__(bundle, device)
+        self.providers: list = ["CPUExecutionProvider"]
+        if torch.device(device).type == "cuda":  # decided here, so the executors report it
+            onnxruntime = import_library(
+                bundle, "onnxruntime", "onnxruntime (onnxruntime-gpu on GPU machines)"
+            )
             if "CUDAExecutionProvider" in onnxruntime.get_available_providers():
-                providers.insert(0, ("CUDAExecutionProvider", {"device_id": device_index(self.device)}))
+                self.providers.insert(0, ("CUDAExecutionProvider", {"device_id": device_index(device)}))
             else:
-                self.device = cuda_unavailable(
-                    self.bundle,
-                    str(self.device),
-                    "onnxruntime",
-                    "no CUDAExecutionProvider; install onnxruntime-gpu",
-                )
-        session = self._session(providers, threads=worker_threads())
+                hint = "no CUDAExecutionProvider; make venv MODEL_EXTRAS=gpu installs onnxruntime-gpu"
+                self.device = cuda_unavailable(bundle, str(device), "onnxruntime", hint)
+
+    def load_model(self) -> Any:
+        session = self._session(self.providers, threads=worker_threads())
         return session, self._plan(session)
 
     def run_inference(self, batch, model):

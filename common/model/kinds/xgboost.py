@@ -37,21 +37,19 @@ class XGBoostHandler(ModelHandler):
     def validate(self) -> None:
         self._checked_booster()
 
+    def __init__(self, bundle, device="cpu"):
+        super().__init__(bundle, device)
+        if torch.device(device).type == "cuda":  # decided here, so the executors report it
+            xgboost = import_library(bundle, "xgboost", "xgboost-cpu (xgboost on GPU machines)")
+            if not xgboost.build_info().get("USE_CUDA"):
+                hint = "the xgboost-cpu wheel; make venv MODEL_EXTRAS=gpu installs xgboost"
+                self.device = cuda_unavailable(bundle, str(device), "xgboost", hint)
+
     def load_model(self) -> Any:
         booster = self._checked_booster()
         booster.set_param({"nthread": worker_threads()})
         if torch.device(self.device).type == "cuda":
-            import xgboost
-
-            if not xgboost.build_info().get("USE_CUDA"):
-                self.device = cuda_unavailable(
-                    self.bundle,
-                    str(self.device),
-                    "xgboost",
-                    "the xgboost-cpu wheel; install xgboost for GPUs",
-                )
-            else:
-                booster.set_param({"device": f"cuda:{device_index(self.device)}"})
+            booster.set_param({"device": f"cuda:{device_index(self.device)}"})
         return booster
 
     def run_inference(self, batch, booster):
