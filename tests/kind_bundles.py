@@ -15,7 +15,7 @@ import numpy as np
 import pyarrow as pa
 import torch
 
-from examples._torch_common import write_toml
+from common.spec.toml import write_toml
 
 FEATURES = [f"f{i}" for i in range(5)]
 WORDS = "the a phone laptop battery screen is was not very great bad awful fine i like hate this it".split()

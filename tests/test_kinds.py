@@ -13,13 +13,13 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from common.bundle import load_bundle
 from common.cli import main
-from common.job import load_job
-from common.output import data_files
-from common.predictor import Predictor
-from common.runner import run_job
+from common.model.predictor import Predictor
+from common.run.runner import run_job
+from common.spec.bundle import load_bundle
+from common.spec.job import load_job
 from tests.kind_bundles import BUILDERS, FEATURES, kinds_input
+from tests.support import read_output
 
 ROWS = 40
 JOB = """\
@@ -48,10 +48,6 @@ def kinds(tmp_path_factory) -> dict[str, Path]:
         jobs[name] = root / f"{name}.toml"
         jobs[name].write_text(JOB.format(bundle=name))
     return jobs
-
-
-def read_output(path: Path) -> pa.Table:
-    return pq.read_table([str(f) for f in data_files(path)]).sort_by("id")
 
 
 def features(table: pa.Table, dtype=np.float32) -> np.ndarray:
@@ -225,7 +221,17 @@ def _as_generation(folder: Path) -> None:
     _edit_toml(folder, "max_length = 24", "max_new_tokens = 4")
 
 
+def _prepend(folder: Path, line: str) -> None:
+    spec = folder / "bundle.toml"
+    spec.write_text(line + "\n" + spec.read_text())
+
+
 BAD = {
+    "task-on-another-kind": (
+        "xgboost",
+        lambda b: _prepend(b, 'task = "text-classification"'),
+        ['field "task"', "no task"],
+    ),
     "xgboost-corrupt": ("xgboost", lambda b: _corrupt(b / "model.json"), ["artifact", "model.json"]),
     "xgboost-feature-names": (
         "xgboost",
@@ -300,7 +306,7 @@ def test_cuda_replica_with_a_cpu_only_library_warns_or_fails(kind, kinds):
     """A CUDA replica with the CPU wheel (xgboost-cpu, onnxruntime): ``device = "auto"`` runs on
     the CPU with a warning and reports cpu; ``device = "cuda"`` is a BundleError naming the fix."""
     from common.errors import BundleError
-    from common.models import handler_for
+    from common.model.kinds import handler_for
 
     if _has_cuda_build(kind):
         pytest.skip(f"this {kind} build has CUDA")

@@ -16,6 +16,7 @@ import numpy as np
 import pyarrow as pa
 import torch
 
+from common.spec.toml import write_toml
 from examples._torch_common import (
     Stopwatch,
     build_cli,
@@ -23,7 +24,6 @@ from examples._torch_common import (
     seed_everything,
     training_threads,
     write_input,
-    write_toml,
 )
 from examples.generation.build import MAX_LEN
 from examples.generation.build import sample_prompts as all_prompts

@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from examples._torch_common import Stopwatch, build_cli, prepare_dirs, write_input, write_toml
+from common.spec.toml import write_toml
+from examples._torch_common import Stopwatch, build_cli, prepare_dirs, write_input
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_SIZE = 50_000

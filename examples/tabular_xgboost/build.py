@@ -14,9 +14,11 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from common.features import FeatureBatch
-from common.transforms import apply_transforms, parse_transforms
-from examples._torch_common import Stopwatch, build_cli, prepare_dirs, write_input, write_toml
+from common.model.features import FeatureBatch
+from common.model.kernels import apply_transforms
+from common.spec.toml import write_toml
+from common.spec.transforms import parse_transforms
+from examples._torch_common import Stopwatch, build_cli, prepare_dirs, write_input
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_SIZE = 20_000

@@ -15,6 +15,7 @@ import numpy as np
 import pyarrow as pa
 import torch
 
+from common.spec.toml import write_toml
 from examples._torch_common import (
     Stopwatch,
     build_cli,
@@ -22,7 +23,6 @@ from examples._torch_common import (
     seed_everything,
     training_threads,
     write_input,
-    write_toml,
 )
 from examples.text_classification.build import reviews
 

@@ -16,12 +16,12 @@ import pyarrow as pa
 from common.errors import BundleError
 
 if TYPE_CHECKING:
-    from common.bundle import Bundle
+    from common.spec.bundle import Bundle
 
 
 def bundle_error(bundle: Bundle, field: str, message: str) -> BundleError:
-    """``bundle <folder>: <field>: <message>``, the one line every kind raises."""
-    return BundleError(f"bundle {bundle.path}: {field}: {message}")
+    """``bundle <folder>: field "<field>": <message>``, the one line every kind raises."""
+    return BundleError(f'bundle {bundle.path}: field "{field}": {message}')
 
 
 def import_library(bundle: Bundle, module: str, package: str) -> ModuleType:
@@ -42,11 +42,6 @@ def artifact_error(bundle: Bundle, exc: BaseException) -> BundleError:
     """A missing or unreadable artifact, with the library's own reason (first line only)."""
     reason = " ".join(str(exc).split("\n", 1)[0].split()) or type(exc).__name__
     return bundle_error(bundle, "artifact", f"cannot load {bundle.artifact.name}: {reason}")
-
-
-def check_method(bundle: Bundle, methods: tuple[str, ...]) -> None:
-    if bundle.method not in methods:
-        raise bundle_error(bundle, "method", f'"{bundle.method}" is not one of {", ".join(methods)}')
 
 
 def check_numeric_outputs(bundle: Bundle, columns: int, what: str) -> None:

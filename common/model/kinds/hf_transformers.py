@@ -32,8 +32,8 @@ import pyarrow.compute as pc
 import torch
 
 from common.errors import InputError
+from common.model.handler import ModelHandler
 from common.model.kinds._shared import bundle_error, import_library
-from common.models.base import ModelHandler
 
 CLASSIFY, EMBED, GENERATE = "text-classification", "feature-extraction", "text-generation"
 TASKS = (CLASSIFY, EMBED, GENERATE)
@@ -88,10 +88,13 @@ _READS_PADDING = {"repetition_penalty": 1.0, "no_repeat_ngram_size": 0, "encoder
 class TransformersHandler(ModelHandler):
     """One handler for the three tasks; the task decides the model class, padding and outputs."""
 
+    tasks = TASKS
+
     TOKENS = "__transformers_token_ids"
 
     # ----------------------------------------------------------------- checks on the driver
     def validate(self) -> None:
+        super().validate()  # task
         self._check_spec()
         config = self.config
         if self.task == CLASSIFY:
@@ -109,8 +112,6 @@ class TransformersHandler(ModelHandler):
 
     def _check_spec(self) -> None:
         bundle = self.bundle
-        if self.task not in TASKS:
-            raise bundle_error(bundle, "task", f'"{self.task}" is not one of {", ".join(TASKS)}')
         if len(bundle.features) != 1:
             raise bundle_error(
                 bundle, "features", f"the transformers kind reads one text column, got {len(bundle.features)}"

@@ -12,15 +12,14 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from common.model.handler import ModelHandler
 from common.model.kinds._shared import (
     artifact_error,
     check_feature_names,
-    check_method,
     check_numeric_outputs,
     import_library,
     worker_threads,
 )
-from common.models.base import ModelHandler
 
 METHODS = ("predict", "raw")
 _DEFAULT_NAME = re.compile(r"Column_\d+")
@@ -29,7 +28,11 @@ _DEFAULT_NAME = re.compile(r"Column_\d+")
 class LightGBMHandler(ModelHandler):
     """Runs ``lightgbm.Booster.predict`` on the bundle's float64 feature matrix."""
 
+    methods = METHODS
+    numeric_features = True
+
     def validate(self) -> None:
+        super().validate()  # method
         self._checked_booster()
 
     def __init__(self, bundle, device="cpu"):
@@ -49,7 +52,6 @@ class LightGBMHandler(ModelHandler):
 
         lightgbm = import_library(self.bundle, "lightgbm", "lightgbm")
 
-        check_method(self.bundle, METHODS)
         text = self._model_text()
         try:
             booster = lightgbm.Booster(model_str=text)

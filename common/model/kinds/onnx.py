@@ -21,6 +21,7 @@ import numpy as np
 import pyarrow as pa
 import torch
 
+from common.model.handler import ModelHandler
 from common.model.kinds._shared import (
     artifact_error,
     bundle_error,
@@ -30,7 +31,6 @@ from common.model.kinds._shared import (
     import_library,
     worker_threads,
 )
-from common.models.base import ModelHandler
 
 DEFAULT_ROWS_PER_RUN = 256
 OPTIONS = ("outputs", "rows_per_run")
@@ -38,6 +38,8 @@ OPTIONS = ("outputs", "rows_per_run")
 
 class OnnxHandler(ModelHandler):
     """Runs an ``onnxruntime.InferenceSession`` on the bundle's float32 feature matrix."""
+
+    numeric_features = True
 
     def validate(self) -> None:
         self._plan(self._session(["CPUExecutionProvider"], threads=1))

@@ -15,18 +15,17 @@ from typing import Any
 import numpy as np
 import torch
 
+from common.model.handler import ModelHandler
 from common.model.kinds._shared import (
     artifact_error,
     bundle_error,
     check_feature_names,
-    check_method,
     check_numeric_outputs,
     cuda_unavailable,
     device_index,
     import_library,
     worker_threads,
 )
-from common.models.base import ModelHandler
 
 METHODS = ("predict", "margin")
 
@@ -34,7 +33,11 @@ METHODS = ("predict", "margin")
 class XGBoostHandler(ModelHandler):
     """Runs ``Booster.inplace_predict`` on the bundle's float32 feature matrix."""
 
+    methods = METHODS
+    numeric_features = True
+
     def validate(self) -> None:
+        super().validate()  # method
         self._checked_booster()
 
     def __init__(self, bundle, device="cpu"):
@@ -71,7 +74,6 @@ class XGBoostHandler(ModelHandler):
         feature types, and the number of columns it predicts against the declared outputs."""
         xgboost = import_library(self.bundle, "xgboost", "xgboost-cpu (xgboost on GPU machines)")
 
-        check_method(self.bundle, METHODS)
         try:
             booster = xgboost.Booster(model_file=str(self.bundle.artifact))
         except (xgboost.core.XGBoostError, OSError, ValueError) as exc:
