@@ -21,7 +21,7 @@ from common.spec.job import load_job
 from tests.kind_bundles import BUILDERS, FEATURES, kinds_input
 from tests.support import read_output
 
-ROWS = 40
+ROWS = 24
 JOB = """\
 [job]
 key = "id"
@@ -314,6 +314,6 @@ def test_cuda_replica_with_a_cpu_only_library_warns_or_fails(kind, kinds):
     with pytest.warns(UserWarning, match="running on the CPU"):
         assert handler_for(bundle, "cuda:0").device == "cpu"
     with pytest.raises(
-        BundleError, match='device: "cuda" but the installed .* cannot use CUDA .*MODEL_EXTRAS=gpu'
+        BundleError, match='field "device": "cuda" but the installed .* cannot use CUDA .*MODEL_EXTRAS=gpu'
     ):
         handler_for(replace(bundle, device="cuda"), "cuda:0")
