@@ -137,7 +137,7 @@ def _transformers_alone(name: str, folder: Path, table: pa.Table) -> dict[str, l
 
 
 EXACT = {"xgboost", "lightgbm", "generation"}
-FLOAT_TOLERANCE = {"onnx": 1e-6, "classification": 1e-6, "embedding": 1e-5}
+FLOAT_TOLERANCE = {"onnx": 1e-6, "classification": 1e-6, "embedding": 1e-6}
 
 
 def assert_matches(got: dict[str, list], want: dict[str, list], name: str) -> None:
