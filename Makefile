@@ -5,6 +5,9 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 # torch first, pinned: on a CPU machine this takes the local CPU build, not GBs of CUDA packages.
 TORCH_PIN ?= torch==2.13.0
+# xgboost and onnxruntime wheels: cpu (xgboost-cpu, onnxruntime: no CUDA, no NCCL) or gpu (xgboost,
+# onnxruntime-gpu). A GPU machine: make venv MODEL_EXTRAS=gpu TORCH_PIN=torch
+MODEL_EXTRAS ?= cpu
 
 .PHONY: venv demo examples lint format test unit parity bench gpu-check clean check-java
 
@@ -16,7 +19,7 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q "$(TORCH_PIN)"
-	$(PY) -m pip install -q -e ".[test]"
+	$(PY) -m pip install -q -e ".[test,$(MODEL_EXTRAS)]"
 	touch $(STAMP)
 
 venv: $(STAMP)

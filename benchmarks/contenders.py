@@ -276,7 +276,7 @@ class SparkPredictBatchUdf(SparkHandWritten):
             def predict(*arrays):
                 table = pa.Table.from_arrays([_numpy_to_arrow(a) for a in arrays], names=features)
                 out = predictor.predict(table)
-                return {name: out.column(name).to_numpy(zero_copy_only=False) for name in names}
+                return {name: _for_predict_batch_udf(out.column(name)) for name in names}
 
             # predict_batch_udf passes one array per input column when the function takes as many
             # parameters, so give it a signature with one parameter per feature.
@@ -309,6 +309,15 @@ class SparkPredictBatchUdf(SparkHandWritten):
             if pa.types.is_list(column.type) or pa.types.is_fixed_size_list(column.type):
                 shapes[index] = [len(column[0].as_py())]
         return shapes or None
+
+
+def _for_predict_batch_udf(column: pa.ChunkedArray):
+    """An output column as ``predict_batch_udf`` takes it: a 2-D array for a list column (its
+    ArrayType fields must be two-dimensional), a 1-D array otherwise."""
+    import numpy as np
+
+    values = column.to_numpy(zero_copy_only=False)
+    return np.stack(values) if pa.types.is_list(column.type) else values
 
 
 def with_arity(function, count: int, annotation=inspect.Parameter.empty, returns=inspect.Signature.empty):

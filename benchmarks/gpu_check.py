@@ -3,7 +3,8 @@
     python -m benchmarks.gpu_check [--workloads a,b] [--rows N | --rows name=N,name=N]
                                    [--gpu-batch-size N] [--cpu-concurrency N] [--allow-cpu] [--out DIR]
 
-For each workload (default: text_classification and generation; built through the benchmark's
+For each workload (default: text_classification, generation and their transformers versions,
+text_transformers and generation_transformers; built through the benchmark's
 workload cache, so inputs, models and files match ``make bench``) it runs the example's job with
 ``python -m common.cli run JOB --backend ray`` in a fresh process twice: first with the GPU, while
 ``nvidia-smi`` samples utilisation and memory every 200 ms, then with ``CUDA_VISIBLE_DEVICES=""``
@@ -41,10 +42,15 @@ from pathlib import Path
 from benchmarks.run import RESULTS, machine_info, versions
 from benchmarks.workloads import DEFAULT_CACHE, REPO, available_workloads, default_files, plan_sizes, prepare
 
-DEFAULT_WORKLOADS = ("text_classification", "generation")
+DEFAULT_WORKLOADS = ("text_classification", "generation", "text_transformers", "generation_transformers")
 # Four times `make bench`'s largest default sizes, so that on a GPU the model's work, not Ray's
 # start (3-5 s), decides the rate. Other workloads default to their largest `make bench` size.
-DEFAULT_ROWS = {"text_classification": 200_000, "generation": 20_000}
+DEFAULT_ROWS = {
+    "text_classification": 200_000,
+    "generation": 20_000,
+    "text_transformers": 200_000,
+    "generation_transformers": 20_000,
+}
 SAMPLE_MS = 200
 NVIDIA_SMI = [
     "nvidia-smi",

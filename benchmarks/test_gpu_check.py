@@ -22,6 +22,9 @@ import pytest
 from benchmarks import gpu_check
 from benchmarks.workloads import REPO
 
+# The hand-written models only: the transformers workloads run the same code path (Ray, CPU
+# operator, parity) and would add their training to every `make test`; rehearse them with
+# `python -m benchmarks.gpu_check --allow-cpu --workloads text_transformers,generation_transformers`.
 ROWS = {"text_classification": 256, "generation": 64}
 # On the GPU machine there is no pyspark: every process of the check (the check, the jobs, Ray's
 # workers) starts with this sitecustomize, which makes importing pyspark fail.
@@ -66,6 +69,8 @@ def test_check_runs_end_to_end_on_cpu(tmp_path):
             "-m",
             "benchmarks.gpu_check",
             "--allow-cpu",
+            "--workloads",
+            ",".join(ROWS),
             "--rows",
             rows,
             "--out",

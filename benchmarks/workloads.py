@@ -37,6 +37,11 @@ PRESETS: dict[str, dict[str, dict[str, list[int]]]] = {
             "text_classification": [512],
             "generation": [128],
             "images": [1_024],
+            "tabular_xgboost": [2_000],
+            "tabular_lightgbm": [2_000],
+            "tabular_onnx": [2_000],
+            "text_transformers": [512],
+            "generation_transformers": [128],
         },
         "scaling": {},
     },
@@ -49,6 +54,11 @@ PRESETS: dict[str, dict[str, dict[str, list[int]]]] = {
             "text_classification": [2_000, 10_000],
             "generation": [200, 1_000],
             "images": [5_000, 50_000],
+            "tabular_xgboost": [20_000, 200_000],
+            "tabular_lightgbm": [20_000, 200_000],
+            "tabular_onnx": [100_000, 1_000_000],
+            "text_transformers": [2_000, 10_000],
+            "generation_transformers": [200, 1_000],
         },
         "scaling": {"tabular_torch": [10_000, 100_000, 1_000_000]},
     },
@@ -59,6 +69,11 @@ PRESETS: dict[str, dict[str, dict[str, list[int]]]] = {
             "text_classification": [10_000, 50_000],
             "generation": [1_000, 5_000],
             "images": [20_000, 200_000],
+            "tabular_xgboost": [100_000, 1_000_000],
+            "tabular_lightgbm": [100_000, 1_000_000],
+            "tabular_onnx": [100_000, 1_000_000],
+            "text_transformers": [10_000, 50_000],
+            "generation_transformers": [1_000, 5_000],
         },
         "scaling": {
             "tabular_torch": [10_000, 100_000, 1_000_000, 5_000_000],
@@ -68,7 +83,14 @@ PRESETS: dict[str, dict[str, dict[str, list[int]]]] = {
 }
 UNKNOWN_WORKLOAD_ROWS = {"smoke": 500, "small": 2_000, "default": 10_000}  # an example added later
 # Workloads whose model is torch (the per-batch-reload target applies to them).
-TORCH_WORKLOADS = ("tabular_torch", "text_classification", "generation", "images")
+TORCH_WORKLOADS = (
+    "tabular_torch",
+    "text_classification",
+    "generation",
+    "images",
+    "text_transformers",
+    "generation_transformers",
+)
 
 
 def available_workloads() -> list[str]:

@@ -35,6 +35,8 @@ class ModelHandler(ABC):
 
     #: The values ``method`` may take in the bundle; empty when the kind has no methods.
     methods: tuple[str, ...] = ()
+    #: The values ``task`` may take in the bundle; empty when the kind has none (then no ``task``).
+    tasks: tuple[str, ...] = ()
     #: Whether every feature must be numeric (read as a float matrix); the driver then checks the
     #: input's types against the transforms before any engine starts.
     numeric_features: bool = False
@@ -88,7 +90,8 @@ class ModelHandler(ABC):
     def validate(self) -> None:
         """Checks of the bundle for this kind, run on the driver before any engine starts.
 
-        The default checks ``method`` against ``methods``. Override it (and call it) for checks
+        The default checks ``method`` against ``methods`` and ``task`` against ``tasks``. Override
+        it (and call it) for checks
         that need the artifact or the library: the runner calls it once, at preflight, and a
         ``BundleError`` names the bundle and the field at fault.
         """
@@ -97,6 +100,10 @@ class ModelHandler(ABC):
                 f'bundle {self.bundle.path}: field "method" is "{self.bundle.method}"; '
                 f"valid for kind {self.bundle.kind}: {', '.join(self.methods)}"
             )
+        task = self.bundle.task
+        if (task is not None or self.tasks) and task not in self.tasks:
+            valid = f"valid: {', '.join(self.tasks)}" if self.tasks else "this kind takes no task"
+            raise BundleError(f'bundle {self.bundle.path}: field "task" is {task!r}; {valid}')
 
 
 def has_preprocess(handler: ModelHandler) -> bool:

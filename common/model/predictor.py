@@ -105,6 +105,9 @@ class Predictor:
         self.threads = threads
         self.device = device or resolve_device(bundle.device)
         self.handler = handler_for(bundle, self.device)
+        # A kind may run elsewhere than asked (LightGBM always on the CPU; a CPU-only wheel on a
+        # CUDA replica): the transforms follow the model, and the executors report where it ran.
+        self.device = str(self.handler.device)
         self._model: Any = None
         self._lock = threading.Lock()
 

@@ -39,6 +39,8 @@ class Bundle:
         batch_size: rows per model call (and per Arrow batch on Spark).
         device: ``auto`` (CUDA when present), ``cpu`` or ``cuda``.
         method: the model's method, for kinds that have several (sklearn: ``predict`` or ``predict_proba``).
+        task: what a ``transformers`` model does (``text-classification``, ``feature-extraction``,
+            ``text-generation``); None for the other kinds.
         entrypoint: ``module:ClassName`` of a ``python`` bundle's handler.
         options: free-form table passed to a ``python`` handler.
     """
@@ -55,6 +57,7 @@ class Bundle:
     entrypoint: str | None = None
     options: Mapping[str, Any] = field(default_factory=dict)
     name: str = ""
+    task: str | None = None
 
     @property
     def outputs_schema(self) -> pa.Schema:
@@ -115,6 +118,7 @@ class _BundleTable:
     options: Mapping[str, Any] = field(default_factory=dict)
     name: str = ""
     description: str = ""
+    task: str | None = None
 
     def check(self, where: str) -> None:
         from common.model.kinds import kind_names
@@ -143,7 +147,7 @@ def parse_bundle(raw: Mapping[str, Any], folder: Path, where: str) -> Bundle:
     artifact = None
     if table.artifact is not None:
         artifact = folder / table.artifact
-        if not artifact.is_file():
+        if not artifact.exists():  # a file, or a folder (transformers); the kind checks which
             raise BundleError(f"{where}: artifact {artifact.name} not found in {folder}")
     outputs = {
         name: parse_arrow_type(str(typ), f'{where}: field "outputs.{name}"')
@@ -167,4 +171,5 @@ def parse_bundle(raw: Mapping[str, Any], folder: Path, where: str) -> Bundle:
         entrypoint=table.entrypoint,
         options=table.options,
         name=table.name or folder.name,
+        task=table.task,
     )

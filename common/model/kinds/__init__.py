@@ -20,6 +20,10 @@ KINDS: dict[str, str] = {
     "sklearn": "common.model.kinds.sklearn:SklearnHandler",
     "torch": "common.model.kinds.torchscript:TorchScriptHandler",
     "python": "common.model.kinds.python:entrypoint_class",
+    "xgboost": "common.model.kinds.xgboost:XGBoostHandler",
+    "lightgbm": "common.model.kinds.lightgbm:LightGBMHandler",
+    "onnx": "common.model.kinds.onnx:OnnxHandler",
+    "transformers": "common.model.kinds.hf_transformers:TransformersHandler",
 }
 
 
