@@ -64,9 +64,10 @@ def _files(folder: Path, sizes: list[int], row_group: int = 1000) -> list[Path]:
 
 def test_chunk_plans(tmp_path):
     few = _files(tmp_path / "few", [10, 20, 30])
-    assert [c.rows for c in plan_chunks(few, "parquet")] == [10, 20, 30]  # one per file
+    assert [c.rows for c in plan_chunks(few, "parquet")] == [60]  # small runs: one chunk
+    assert [c.rows for c in plan_chunks(few, "parquet", min_rows=1)] == [10, 20, 30]  # one per file
     many = _files(tmp_path / "many", [10] * 25)
-    plan = plan_chunks(many, "parquet")
+    plan = plan_chunks(many, "parquet", min_rows=1)
     assert 8 <= len(plan) <= 13 and sum(c.rows for c in plan) == 250
     assert all(p.row_groups is None for c in plan for p in c.parts)  # whole files by default
     big = _files(tmp_path / "big", [100, 5], row_group=10)
@@ -85,7 +86,7 @@ def test_chunk_plans(tmp_path):
 
 
 def test_chunk_manifest_commits_and_discards_unfinished(tmp_path):
-    chunks = plan_chunks(_files(tmp_path / "in", [5, 5, 5]), "parquet")
+    chunks = plan_chunks(_files(tmp_path / "in", [5, 5, 5]), "parquet", min_rows=1)
     stage = tmp_path / "stage"
     manifest = ChunkManifest.create(stage, {"backend": "reference"}, chunks)
     for chunk in chunks[:2]:

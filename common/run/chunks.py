@@ -1,8 +1,8 @@
 """Resumable runs: the input cut into chunks, each committed into the staging folder when done.
 
 A chunk is a list of whole input files, or of row groups of a Parquet file bigger than
-``[job] chunk_rows``. By default a run has one chunk per file when there are at most
-``DEFAULT_CHUNKS`` files, else about ``DEFAULT_CHUNKS`` chunks of whole files. The engine writes a
+``[job] chunk_rows``. By default a run has about ``DEFAULT_CHUNKS`` chunks of whole files (one per
+file when there are fewer), each of at least ``DEFAULT_MIN_CHUNK_ROWS`` rows. The engine writes a
 chunk into a hidden folder of the staging folder; the runner then moves its data files to the
 staging folder's top as ``chunk-00003-<file>`` and records the chunk as done in ``_chunks.json``
 (written to a temporary file and renamed, so it is always whole). A driver killed with SIGKILL
@@ -28,6 +28,7 @@ from common.errors import JobError
 
 CHUNKS_FILE = "_chunks.json"
 DEFAULT_CHUNKS = 10
+DEFAULT_MIN_CHUNK_ROWS = 100_000
 FORMAT = 1
 
 
@@ -79,22 +80,21 @@ class Chunk:
         return {"index": self.index, "parts": [p.to_dict() for p in self.parts]}
 
 
-def plan_chunks(files: Sequence[Path], fmt: str, chunk_rows: int | None = None) -> list[Chunk]:
+def plan_chunks(
+    files: Sequence[Path], fmt: str, chunk_rows: int | None = None, min_rows: int = DEFAULT_MIN_CHUNK_ROWS
+) -> list[Chunk]:
     """Cuts the input into chunks, in file order (deterministic: a resume plans the same chunks).
 
-    Without ``chunk_rows``: one chunk per file for up to ``DEFAULT_CHUNKS`` files, else whole files
-    packed into about ``DEFAULT_CHUNKS`` chunks. With it: files packed up to ``chunk_rows`` rows,
-    and a Parquet file bigger than that cut at row-group boundaries (a row group is never split,
-    so a chunk holds more rows when a single row group does). A CSV file is always whole.
+    Without ``chunk_rows``: whole files packed into about ``DEFAULT_CHUNKS`` chunks, so one chunk
+    per file when there are fewer files, but never chunks under ``min_rows`` rows: each chunk is
+    one engine job (Ray starts its model replicas again for each), which a small run would pay
+    for nothing. With ``chunk_rows``: files packed up to that many rows, and a Parquet file bigger
+    than that cut at row-group boundaries (a row group is never split, so a chunk holds more rows
+    when one row group does). A CSV file is always whole.
     """
     counts = [_row_groups(Path(f), fmt) for f in files]
     if chunk_rows is None:
-        if len(files) <= DEFAULT_CHUNKS:
-            return [
-                Chunk(i, (ChunkPart(str(f), sum(c)),))
-                for i, (f, c) in enumerate(zip(files, counts, strict=True))
-            ]
-        target = max(1, math.ceil(sum(map(sum, counts)) / DEFAULT_CHUNKS))
+        target = max(1, min_rows, math.ceil(sum(map(sum, counts)) / DEFAULT_CHUNKS))
         units = [ChunkPart(str(f), sum(c)) for f, c in zip(files, counts, strict=True)]
     else:
         target, units = chunk_rows, []
@@ -261,3 +261,47 @@ class ChunkManifest:
     def remove(self) -> None:
         """Drops the manifest before publishing: the output's ``_manifest.json`` says it all."""
         (self.stage / CHUNKS_FILE).unlink(missing_ok=True)
+
+
+def row_ranges(file: str | Path, row_groups: Sequence[int]) -> list[tuple[int, int]]:
+    """The row-index ranges ``[start, end)`` of some row groups of a Parquet file, contiguous
+    ones merged (for engines that select rows by their index in the file, as Spark does)."""
+    meta = pq.read_metadata(file)
+    starts = [0]
+    for i in range(meta.num_row_groups):
+        starts.append(starts[-1] + meta.row_group(i).num_rows)
+    ranges: list[tuple[int, int]] = []
+    for group in sorted(row_groups):
+        start, end = starts[group], starts[group + 1]
+        if ranges and ranges[-1][1] == start:
+            ranges[-1] = (ranges[-1][0], end)
+        else:
+            ranges.append((start, end))
+    return ranges
+
+
+@dataclass(frozen=True)
+class ChunkedRun:
+    """How a run's chunks went: ``already_done`` of ``total`` were committed by an earlier,
+    killed run; ``engine_runs`` are the EngineRuns of the chunks run now, in order."""
+
+    total: int
+    already_done: int
+    engine_runs: tuple
+
+    def resume_note(self) -> str:
+        return f"resumed: {self.already_done} of {self.total} chunks were already done"
+
+
+def run_chunks(manifest: ChunkManifest, inputs, run_engine, progress) -> ChunkedRun:
+    """Runs every pending chunk with ``run_engine(chunk inputs, folder)`` and commits each as it
+    completes; ``progress`` (``common.run.progress.Progress``) advances by committed rows."""
+    already = len(manifest.done)
+    progress.advance(sum(c.rows for c in manifest.chunks if c.index in manifest.done))
+    runs = []
+    for chunk in manifest.pending():
+        runs.append(run_engine(chunk.inputs(inputs), manifest.writing_dir(chunk)))
+        manifest.commit(chunk)
+        progress.advance(chunk.rows)
+    manifest.remove()
+    return ChunkedRun(len(manifest.chunks), already, tuple(runs))
