@@ -17,7 +17,7 @@ from common.errors import OutputError
 from common.run.chunks import ChunkManifest, plan_chunks
 from common.run.path_safety import check_output_paths
 from common.run.progress import Progress
-from tests.jobs import make_job
+from tests.support import make_job
 
 # ---- output-path safety ----------------------------------------------------------------------------
 
@@ -135,8 +135,8 @@ def test_progress_plain_lines_bar_and_quiet():
 
 
 def _compared(tmp_path: Path, differ: bool):
-    from common.compare import compare_outputs
-    from common.parity_settings import ParitySettings
+    from common.parity.compare import compare_outputs
+    from common.parity.settings import ParitySettings
 
     table = pa.table({"id": pa.array(range(20), pa.int64()), "score": [i / 7 for i in range(20)]})
     sides = {}
@@ -154,8 +154,8 @@ def _compared(tmp_path: Path, differ: bool):
 
 
 def test_certificate_follows_bundle_settings_and_verdict(tmp_path):
-    from common.job import load_job
     from common.rollout.certificate import check_certificate, choose_backend, fingerprint, write_certificate
+    from common.spec.job import load_job
 
     job = load_job(make_job(tmp_path / "job", rows=20))
     backend, reason = choose_backend(job)

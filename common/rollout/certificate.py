@@ -54,8 +54,7 @@ def short_hash(digest: str) -> str:
 def result_settings(job) -> dict[str, Any]:
     """The job's settings that can change its results, with defaults filled in (so writing a
     default out or leaving it implicit hashes the same); no paths."""
-    from common.parity_settings import parse_parity_settings
-    from common.registry import get_backend
+    from common.run.backends import engine_names
 
     settings: dict[str, Any] = {
         "job": {
@@ -65,13 +64,13 @@ def result_settings(job) -> dict[str, Any]:
             "input_format": job.input_format,
         },
     }
-    for name in ("spark", "ray"):
-        module = get_backend(name)
-        parsed = dataclasses.asdict(module.parse_settings(job.section(name), f"{job.path}: [{name}]"))
-        settings[name] = {k: v for k, v in parsed.items() if k not in _NOT_RESULT_SETTINGS[name]}
-    parity = parse_parity_settings(job.section("parity"), f"{job.path}: [parity]").to_dict()
+    for name in engine_names():
+        parsed = dataclasses.asdict(job.backend_settings(name))
+        settings[name] = {k: v for k, v in parsed.items() if k not in _NOT_RESULT_SETTINGS.get(name, ())}
+    parity = job.parity.to_dict()
     settings["parity"] = {k: v for k, v in parity.items() if k not in _NOT_RESULT_SETTINGS["parity"]}
-    settings["faults"] = dict(job.section("faults"))
+    faults = job.faults
+    settings["faults"] = None if faults is None else {"mode": faults.mode, "keys": list(faults.keys)}
     return json.loads(json.dumps(settings, sort_keys=True, default=str))
 
 
@@ -105,7 +104,7 @@ class Fingerprint:
 
 def fingerprint(job) -> Fingerprint:
     """The current fingerprint of ``job`` (loads its bundle: raises BundleError when it is broken)."""
-    from common.bundle import load_bundle
+    from common.spec.bundle import load_bundle
 
     bundle = load_bundle(job.bundle_path)
     return Fingerprint(bundle.content_hash(), result_settings(job), library_versions(bundle.kind))
@@ -125,7 +124,7 @@ def write_certificate(job, current: Fingerprint, *, report=None, runs=None, erro
         "format": FORMAT,
         "job": str(job.path),
         "verdict": verdict,
-        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "bundle": str(job.bundle_path),
         "bundle_hash": current.bundle_hash,
         "settings_hash": current.settings_hash,

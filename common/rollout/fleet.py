@@ -25,19 +25,21 @@ PASS, DIFFERS, ERROR = "within tolerance", "DIFFERS", "error"
 FLEET_JSON, INDEX_HTML = "fleet.json", "index.html"
 
 
-def certified_parity(job, out_dir: Path, backends: Sequence[str] = CERTIFIED_BACKENDS):
+def certified_parity(
+    job, out_dir: Path, backends: Sequence[str] = CERTIFIED_BACKENDS, *, progress: bool = False
+):
     """``run_parity`` that also writes the job's parity certificate, for a pass, a failure or an
     error (re-raised). A run without both Spark and Ray certifies nothing and leaves the file alone.
 
     Returns:
         (report, report paths, run results by backend, certificate path or None).
     """
-    from common.parity_runner import run_parity
+    from common.parity.runner import run_parity
 
     certify = all(b in backends for b in CERTIFIED_BACKENDS)
     current = fingerprint(job) if certify else None
     try:
-        report, paths, runs = run_parity(job, out_dir, backends)
+        report, paths, runs = run_parity(job, out_dir, backends, progress=progress)
     except BatchPredictError as exc:
         if certify:
             write_certificate(job, current, error=str(exc))
@@ -60,6 +62,7 @@ class FleetRow:
     ray_speedup: float | None = None
     report: str | None = None
     certificate: str | None = None
+    summaries: list[str] = field(default_factory=list)
     error: str | None = None
 
 
@@ -88,10 +91,14 @@ class FleetResult:
 
 
 def run_fleet(
-    job_files: Sequence[str | Path], report_dir: Path, backends: Sequence[str] = CERTIFIED_BACKENDS
+    job_files: Sequence[str | Path],
+    report_dir: Path,
+    backends: Sequence[str] = CERTIFIED_BACKENDS,
+    *,
+    progress: bool = False,
 ) -> FleetResult:
     """Runs parity for every job file into ``report_dir/<job name>/``, then writes the fleet pages."""
-    from common.job import load_job
+    from common.spec.job import load_job
 
     report_dir = Path(report_dir).resolve()
     report_dir.mkdir(parents=True, exist_ok=True)
@@ -105,15 +112,17 @@ def run_fleet(
                 FleetRow(_unique(Path(job_file).stem, "job", taken), str(job_file), ERROR, error=str(exc))
             )
             continue
-        rows.append(_run_one(job, name, report_dir, backends))
+        rows.append(_run_one(job, name, report_dir, backends, progress))
     paths = write_fleet(rows, report_dir)
     return FleetResult(rows, paths)
 
 
-def _run_one(job, name: str, report_dir: Path, backends: Sequence[str]) -> FleetRow:
+def _run_one(job, name: str, report_dir: Path, backends: Sequence[str], progress: bool) -> FleetRow:
     row = FleetRow(name, str(job.path), ERROR)
     try:
-        report, paths, runs, certificate = certified_parity(job, report_dir / name, backends)
+        report, paths, runs, certificate = certified_parity(
+            job, report_dir / name, backends, progress=progress
+        )
     except BatchPredictError as exc:
         row.error = str(exc)
         return row
@@ -141,6 +150,7 @@ def _run_one(job, name: str, report_dir: Path, backends: Sequence[str]) -> Fleet
     if "spark" in runs and "ray" in runs and runs["ray"].seconds > 0:
         row.ray_speedup = round(runs["spark"].seconds / runs["ray"].seconds, 3)
     row.report = str(paths["html"].relative_to(report_dir))
+    row.summaries = [r.summary() for r in runs.values()]
     row.certificate = str(certificate) if certificate else None
     return row
 
@@ -160,7 +170,7 @@ def write_fleet(rows: list[FleetRow], report_dir: Path) -> dict[str, Path]:
     """Writes ``fleet.json`` and ``index.html`` into ``report_dir``; returns their paths."""
     from common.rollout.fleet_html import render_fleet_html
 
-    generated = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    generated = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     paths = {"json": report_dir / FLEET_JSON, "html": report_dir / INDEX_HTML}
     result = FleetResult(rows, paths)
     data = {

@@ -35,21 +35,19 @@ def run_shadow(job, primary, backend: str) -> ShadowResult:
     Any failure of the shadow, its engine's included, becomes its verdict line: the primary's
     output is already published and stays as it is.
     """
-    from common.compare import compare_outputs
-    from common.parity_settings import parse_parity_settings
-    from common.report import write_reports
-    from common.runner import run_job
+    from common.parity.compare import compare_outputs
+    from common.parity.report import write_reports
+    from common.run.runner import run_job
 
     if backend == primary.backend:
         return ShadowResult(backend, f"shadow {backend}: skipped, the primary ran on {backend}", EXIT_OK)
     shadow_out, report_dir = shadow_paths(job.output_path, backend)
     try:
-        settings = parse_parity_settings(job.section("parity"), f"{job.path}: [parity]")
         shadow = run_job(replace(job, output_path=shadow_out, overwrite=True), backend)
         report = compare_outputs(
             {primary.backend: primary.output, backend: shadow.output},
             list(job.key),
-            settings,
+            job.parity,
             work_dir=shadow_out.parent,
         )
         paths = write_reports(report, report_dir)

@@ -233,11 +233,11 @@ class ChunkManifest:
 
     def commit(self, chunk: Chunk) -> None:
         """Moves the chunk's data files to the staging folder's top and records it as done."""
-        from common.output import data_files, scratch_dir
+        from common.run.output import output_files, scratch_dir
 
         written = self.writing_dir(chunk)
         names = []
-        for file in data_files(written) if written.exists() else []:
+        for file in output_files(written) if written.exists() else []:
             name = f"{chunk.name}-{'-'.join(file.relative_to(written).parts)}"
             os.rename(file, self.stage / name)
             names.append(name)
@@ -305,3 +305,37 @@ def run_chunks(manifest: ChunkManifest, inputs, run_engine, progress) -> Chunked
         progress.advance(chunk.rows)
     manifest.remove()
     return ChunkedRun(len(manifest.chunks), already, tuple(runs))
+
+
+def run_identity(job, backend: str, bundle_hash: str, inputs) -> dict[str, Any]:
+    """What a staged run was made from; a resume must find the same (``describe_change``)."""
+    from common.rollout.certificate import result_settings, settings_hash
+
+    settings = result_settings(job)
+    return {
+        "backend": backend,
+        "job": str(job.path),
+        "bundle": str(job.bundle_path),
+        "bundle_hash": bundle_hash,
+        "settings": settings,
+        "settings_hash": settings_hash(settings),
+        "input": input_fingerprint(job.input_path, inputs.files),
+        "chunk_rows": job.chunk_rows,
+    }
+
+
+def find_resumable(dest: Path, identity: dict[str, Any]) -> Path | None:
+    """The staging folder a killed run of ``dest`` left with committed chunks (the newest), or
+    None; JobError, with the staged run kept, when the job, bundle, input or backend changed."""
+    from common.run.output import stale_staging
+
+    staged = [p for p in stale_staging(dest) if (p / CHUNKS_FILE).is_file()]
+    if not staged:
+        return None
+    newest = max(staged, key=lambda p: (p / CHUNKS_FILE).stat().st_mtime_ns)
+    change = describe_change(ChunkManifest.load(newest).identity, identity)
+    if change:
+        raise JobError(
+            f"cannot resume {dest}: {change} since the killed run; run without --resume to start over"
+        )
+    return newest
