@@ -79,15 +79,33 @@ class FleetResult:
         return EXIT_PARITY_FAILED if any(r.verdict == DIFFERS for r in self.rows) else EXIT_OK
 
     def summary_lines(self) -> list[str]:
-        lines = []
+        """A table with one row per job (verdict, rows, seconds, speed-up, differing columns),
+        then the path of the fleet report."""
+        head = ("job", "verdict", "rows", "spark s", "ray s", "ray/spark")
+        lines = ["{:<22} {:<17} {:>9} {:>8} {:>8} {:>9}  differing".format(*head)]
         for r in self.rows:
-            detail = r.error or ", ".join(f"{d['column']} {d['rows']:,} rows" for d in r.differing_columns)
-            rows = f"{r.rows:,} rows" if r.rows is not None else "-"
-            speed = f", ray/spark {r.ray_speedup:.2f}x" if r.ray_speedup else ""
-            lines.append(f"  {r.job:<24} {r.verdict:<17} {rows}{speed}{'; ' + detail if detail else ''}")
+            detail = r.error or ", ".join(
+                f"{d['column']} ({d['pair']}) {d['rows']:,}" if d["rows"] else f"{d['column']} {d['verdict']}"
+                for d in r.differing_columns
+            )
+            rows = f"{r.rows:,}" if r.rows is not None else "-"
+            spark, ray = (r.engines.get(b, {}).get("seconds") for b in ("spark", "ray"))
+            lines.append(
+                f"{r.job[:22]:<22} {r.verdict:<17} {rows:>9} {_seconds(spark):>8} {_seconds(ray):>8} "
+                f"{_ratio(r.ray_speedup):>9}  {detail or '-'}"
+            )
         counts = {v: sum(r.verdict == v for r in self.rows) for v in (PASS, DIFFERS, ERROR)}
-        head = f"Fleet parity of {len(self.rows)} jobs: " + ", ".join(f"{n} {v}" for v, n in counts.items())
-        return [head, *lines, f"fleet report: {self.paths['html']}"]
+        lines.append(f"{len(self.rows)} jobs: " + ", ".join(f"{n} {v}" for v, n in counts.items()))
+        lines.append(f"fleet report: {self.paths['html']}")
+        return lines
+
+
+def _seconds(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
+def _ratio(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}x"
 
 
 def run_fleet(
