@@ -111,14 +111,17 @@ def test_chunk_manifest_commits_and_discards_unfinished(tmp_path):
 # ---- progress ----------------------------------------------------------------------------------------
 
 
-def test_progress_plain_lines_bar_and_quiet():
+def test_progress_plain_lines_bar_and_quiet(tmp_path):
     plain = io.StringIO()
     with Progress(1000, "ray", stream=plain, interval=0.05) as progress:
-        progress.advance(250)
+        progress.advance(250)  # a committed chunk
+        progress.watch(tmp_path)  # the running chunk: its finished files count, a half-written one not
+        pq.write_table(pa.table({"id": list(range(100))}), tmp_path / "part-0.parquet")
+        (tmp_path / "part-1.parquet").write_bytes(b"PAR1 half written")
         time.sleep(0.2)
     lines = plain.getvalue().splitlines()
-    assert lines and all(line.startswith("progress: ray: 250 of 1,000 rows (25%), ") for line in lines)
-    assert "rows/s, ETA " in lines[0]
+    assert lines and all(line.startswith("progress: ray: ") for line in lines)
+    assert lines[-1].startswith("progress: ray: 350 of 1,000 rows (35%), ") and "rows/s, ETA " in lines[-1]
     bar = io.StringIO()
     with Progress(1000, "spark", stream=bar, terminal=True, interval=0.05) as progress:
         time.sleep(1.3)  # the bar appears after a second
@@ -195,7 +198,7 @@ def test_certificate_follows_bundle_settings_and_verdict(tmp_path):
 
 
 def test_fleet_page_is_self_contained(tmp_path):
-    from common.rollout.fleet import DIFFERS, ERROR, PASS, FleetRow, write_fleet
+    from common.rollout.fleet import DIFFERS, ERROR, PASS, FleetResult, FleetRow, write_fleet
 
     rows = [
         FleetRow(
@@ -225,5 +228,9 @@ def test_fleet_page_is_self_contained(tmp_path):
     assert "b&lt;x&gt;" in page and "score: 3 (spark vs ray)" in page and "2.00x" in page
     assert "href='a/parity.html'" in page and "no such file" in page
     assert "http" not in page and "<script" not in page
+    assert FleetResult(rows[:1], paths).exit_code == 0 and FleetResult(rows[:2], paths).exit_code == 1
+    table = FleetResult(rows, paths).summary_lines()
+    assert table[2].split()[:2] == ["b<x>", "DIFFERS"] and "score (spark vs ray) 3" in table[2]
+    assert table[-1] == f"fleet report: {paths['html']}"
     data = json.loads(paths["json"].read_text())
     assert data["exit_code"] == 2 and [j["verdict"] for j in data["jobs"]] == [PASS, DIFFERS, ERROR]

@@ -300,6 +300,7 @@ def run_chunks(manifest: ChunkManifest, inputs, run_engine, progress) -> Chunked
     progress.advance(sum(c.rows for c in manifest.chunks if c.index in manifest.done))
     runs = []
     for chunk in manifest.pending():
+        progress.watch(manifest.writing_dir(chunk))
         runs.append(run_engine(chunk.inputs(inputs), manifest.writing_dir(chunk)))
         manifest.commit(chunk)
         progress.advance(chunk.rows)

@@ -2,8 +2,10 @@
 
 On a terminal a ``tqdm`` bar shows rows done out of the total, rows/s and the ETA (it appears
 after a second, so short runs show nothing). Elsewhere (a log file, CI) a plain line is printed
-every ``PLAIN_INTERVAL`` seconds. ``--quiet`` turns both off. Rows advance as chunks of the run
-are committed (``common.run.chunks``), so the count is always rows whose output is safely staged.
+every ``PLAIN_INTERVAL`` seconds. ``--quiet`` turns both off. Rows done are the rows of committed
+chunks (``common.run.chunks``) plus the rows in the finished Parquet files the engine has written
+so far for the running chunk (their footers, read on the driver: no engine hook, the same for
+Spark and Ray; a file still being written has no footer yet and waits for the next look).
 """
 
 from __future__ import annotations
@@ -11,7 +13,11 @@ from __future__ import annotations
 import sys
 import threading
 import time
+from pathlib import Path
 from typing import TextIO
+
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 PLAIN_INTERVAL = 10.0
 BAR_REFRESH = 1.0
@@ -49,6 +55,8 @@ class Progress:
         self._stop = threading.Event()
         self._bar = None
         self._thread: threading.Thread | None = None
+        self._folder: Path | None = None
+        self._file_rows: dict[str, int] = {}
 
     def __enter__(self) -> Progress:
         if not self.enabled:
@@ -74,20 +82,49 @@ class Progress:
         self.close()
 
     def advance(self, rows: int) -> None:
-        """Counts ``rows`` more as done."""
+        """Counts ``rows`` more as done (a committed chunk's)."""
         with self._lock:
             self.done += rows
-            if self._bar is not None:
-                self._bar.update(rows)
+            self._folder = None
+            self._show()
+
+    def watch(self, folder: Path | None) -> None:
+        """Counts the rows of the Parquet files appearing under ``folder`` (the running chunk's)."""
+        with self._lock:
+            self._folder = folder
+
+    def rows_done(self) -> int:
+        return min(self.total, self.done + self._partial_rows())
+
+    def _partial_rows(self) -> int:
+        folder = self._folder
+        if folder is None:
+            return 0
+        rows = 0
+        for file in list(folder.rglob("*.parquet")):
+            name = str(file)
+            if name not in self._file_rows:
+                try:
+                    self._file_rows[name] = pq.read_metadata(file).num_rows
+                except (OSError, pa.ArrowException):  # still being written, or moved meanwhile
+                    continue
+            rows += self._file_rows[name]
+        return rows
+
+    def _show(self) -> None:
+        if self._bar is not None:
+            self._bar.n = self.rows_done()
+            self._bar.refresh()
 
     def line(self) -> str:
         """``ray: 3,000 of 10,000 rows (30%), 1,234 rows/s, ETA 6 s, 2 s elapsed``."""
         elapsed = time.monotonic() - self.started
-        rate = self.done / elapsed if elapsed > 0 else 0.0
-        share = f" ({self.done / self.total:.0%})" if self.total else ""
-        eta = f"ETA {_duration((self.total - self.done) / rate)}" if rate > 0 else "ETA unknown"
+        done = self.rows_done()
+        rate = done / elapsed if elapsed > 0 else 0.0
+        share = f" ({done / self.total:.0%})" if self.total else ""
+        eta = f"ETA {_duration((self.total - done) / rate)}" if rate > 0 else "ETA unknown"
         return (
-            f"{self.label}: {self.done:,} of {self.total:,} rows{share}, {rate:,.0f} rows/s, {eta}, "
+            f"{self.label}: {done:,} of {self.total:,} rows{share}, {rate:,.0f} rows/s, {eta}, "
             f"{_duration(elapsed)} elapsed"
         )
 
@@ -104,7 +141,7 @@ class Progress:
         while not self._stop.wait(self.interval):
             with self._lock:
                 if self._bar is not None:
-                    self._bar.refresh()
+                    self._show()
                 else:
                     print(f"progress: {self.line()}", file=self.stream, flush=True)
 
