@@ -139,13 +139,13 @@ def test_fleet_parity_certificates_and_auto(engines, tmp_path, capsys):
     assert json.loads((tmp_path / "good" / "job.toml.parity.json").read_text())["verdict"] == "pass"
     assert json.loads((tmp_path / "drift" / "job.toml.parity.json").read_text())["verdict"] == "fail"
     code, out, _ = cli(capsys, "certificate", str(good))
-    assert code == 0 and "certified: parity certified for bundle" in out[0]
+    assert code == 0 and ": certified: parity passed for bundle" in out[0]
     code, out, _ = cli(capsys, "certificate", str(drift))
     assert code == 1 and "not certified" in out[0] and "failed: reference vs spark: column score" in out[0]
 
     # auto: ray with a passing certificate, spark otherwise, and the summary says why
     code, out, _ = cli(capsys, "run", str(good), "--backend", "auto")
-    assert code == 0 and out[0].startswith("ray: ") and "auto -> ray: parity certified for bundle" in out[0]
+    assert code == 0 and out[0].startswith("ray: ") and "auto -> ray: parity passed for bundle" in out[0]
     os.environ["BATCH_PREDICT_BACKEND"] = "auto"
     try:
         code, out, _ = cli(capsys, "run", str(drift))

@@ -178,7 +178,7 @@ def check_certificate(job, current: Fingerprint | None = None) -> CertificateSta
         return CertificateStatus(False, f"{none}: {why}", path, cert)
     return CertificateStatus(
         True,
-        f"parity certified for bundle {bundle} on {cert['date'][:10]} "
+        f"parity passed for bundle {bundle} on {cert['date'][:10]} "
         f"({cert['rows_compared']:,} rows, {', '.join(cert['backends'])})",
         path,
         cert,
