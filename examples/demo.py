@@ -21,10 +21,12 @@ def main() -> int:
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     warnings.simplefilter("ignore")
     jobs = [EXAMPLES_DIR / name / "job.toml" for name in example_names()]
-    fleet = run_fleet(jobs, REPORT_DIR, progress=sys.stderr.isatty())
-    for row in fleet.rows:
+
+    def show(row) -> None:
         for line in row.summaries or [f"error: {row.error}"]:
             print(f"[{row.job}] {line}", flush=True)
+
+    fleet = run_fleet(jobs, REPORT_DIR, progress=sys.stderr.isatty(), on_job=show)
     print()
     print("\n".join(fleet.summary_lines()))
     return fleet.exit_code

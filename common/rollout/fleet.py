@@ -13,7 +13,7 @@ import datetime as dt
 import json
 import re
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -114,8 +114,13 @@ def run_fleet(
     backends: Sequence[str] = CERTIFIED_BACKENDS,
     *,
     progress: bool = False,
+    on_job: Callable[[FleetRow], None] | None = None,
 ) -> FleetResult:
-    """Runs parity for every job file into ``report_dir/<job name>/``, then writes the fleet pages."""
+    """Runs parity for every job file into ``report_dir/<job name>/``, then writes the fleet pages.
+
+    Args:
+        on_job: called with each job's row as soon as it is done (``make demo`` prints it).
+    """
     from common.spec.job import load_job
 
     report_dir = Path(report_dir).resolve()
@@ -129,8 +134,10 @@ def run_fleet(
             rows.append(
                 FleetRow(_unique(Path(job_file).stem, "job", taken), str(job_file), ERROR, error=str(exc))
             )
-            continue
-        rows.append(_run_one(job, name, report_dir, backends, progress))
+        else:
+            rows.append(_run_one(job, name, report_dir, backends, progress))
+        if on_job is not None:
+            on_job(rows[-1])
     paths = write_fleet(rows, report_dir)
     return FleetResult(rows, paths)
 
