@@ -28,7 +28,7 @@ from common.errors import JobError
 
 CHUNKS_FILE = "_chunks.json"
 DEFAULT_CHUNKS = 10
-DEFAULT_MIN_CHUNK_ROWS = 100_000
+DEFAULT_MIN_CHUNK_ROWS = 1_000_000
 FORMAT = 1
 
 
