@@ -189,7 +189,7 @@ def _mismatch(cert: dict[str, Any], current: Fingerprint) -> str | None:
     if cert.get("bundle_hash") != current.bundle_hash:
         return f"the certificate is for bundle {short_hash(str(cert.get('bundle_hash')))}"
     if cert.get("settings_hash") != current.settings_hash:
-        changed = _changed_settings(cert.get("settings") or {}, current.settings)
+        changed = changed_settings(cert.get("settings") or {}, current.settings)
         return f"settings changed since certification: {', '.join(changed) or 'unknown'}"
     if cert.get("verdict") != PASS:
         problems = cert.get("problems") or []
@@ -211,13 +211,13 @@ def _mismatch(cert: dict[str, Any], current: Fingerprint) -> str | None:
     return None
 
 
-def _changed_settings(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
+def changed_settings(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
     """Dotted names of the settings that differ, e.g. ``spark.udf``."""
     changed = []
     for name in sorted(set(old) | set(new)):
         a, b = old.get(name), new.get(name)
         if isinstance(a, dict) and isinstance(b, dict):
-            changed += _changed_settings(a, b, f"{prefix}{name}.")
+            changed += changed_settings(a, b, f"{prefix}{name}.")
         elif a != b:
             changed.append(f"{prefix}{name}")
     return changed

@@ -150,9 +150,9 @@ def describe_change(staged: dict[str, Any], current: dict[str, Any]) -> str | No
             f"{current['bundle']})"
         )
     if staged.get("settings_hash") != current["settings_hash"]:
-        from common.rollout.certificate import _changed_settings
+        from common.rollout.certificate import changed_settings
 
-        names = _changed_settings(staged.get("settings") or {}, current["settings"])
+        names = changed_settings(staged.get("settings") or {}, current["settings"])
         return f"the job changed ({', '.join(names) or 'its settings'})"
     old, new = staged.get("input") or {}, current["input"]
     if old.get("path") != new["path"]:
