@@ -33,11 +33,16 @@ _NOT_RESULT_SETTINGS = {
     "parity": {"sample_size"},
 }
 _ENGINE_LIBRARIES = ("pyspark", "ray", "pyarrow", "numpy", "pandas")
+# The model library of each bundle kind, by distribution name; a kind with CPU and GPU builds of
+# one module lists both, and whichever is installed is recorded.
 _KIND_LIBRARIES = {
     "sklearn": ("scikit-learn",),
     "torch": ("torch",),
-    "torchscript": ("torch",),
     "python": ("torch",),
+    "xgboost": ("xgboost", "xgboost-cpu"),
+    "lightgbm": ("lightgbm",),
+    "onnx": ("onnxruntime", "onnxruntime-gpu"),
+    "transformers": ("transformers", "tokenizers", "torch"),
 }
 
 
@@ -81,12 +86,20 @@ def settings_hash(settings: dict[str, Any]) -> str:
 def library_versions(kind: str) -> dict[str, str]:
     """Versions of Python, the engines and the libraries that compute a ``kind`` bundle's results."""
     versions = {"python": platform.python_version()}
-    for name in (*_ENGINE_LIBRARIES, *_KIND_LIBRARIES.get(kind, ())):
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            versions[name] = "not installed"
+    for name in _ENGINE_LIBRARIES:
+        versions[name] = _version(name) or "not installed"
+    for name in _KIND_LIBRARIES.get(kind, ()):
+        found = _version(name)
+        if found:
+            versions[name] = found
     return versions
+
+
+def _version(distribution: str) -> str | None:
+    try:
+        return metadata.version(distribution)
+    except metadata.PackageNotFoundError:
+        return None
 
 
 @dataclass(frozen=True)
