@@ -12,6 +12,7 @@ import warnings
 from pathlib import Path
 
 from common.errors import EXIT_ERROR, EXIT_OK, EXIT_PARITY_FAILED, BatchPredictError
+from common.rollout.certificate import AUTO
 from common.run.backends import ENV_VAR, backend_names, engine_names
 
 DESCRIPTION = """\
@@ -19,9 +20,13 @@ Batch prediction on Spark or Ray from one job file and one model bundle, and pro
 engines give the same answers.
 
 commands:
-  run JOB.toml --backend {spark,ray}   run a job; prints one summary line
-  parity JOB.toml                      run Spark, Ray and the pandas reference, compare all three
-  compare A B --key id                 compare two existing outputs (Parquet files or folders)
+  run JOB.toml --backend {spark,ray,auto}   run a job; prints one summary line
+  run JOB.toml --backend spark --shadow ray also run Ray beside it and compare (one more line)
+  run JOB.toml --resume                     finish a run that was killed, keeping its done chunks
+  parity JOB.toml                           run Spark, Ray and the reference, compare all three
+  parity JOB.toml [JOB.toml ...] --report DIR   the same for a fleet of jobs, with one index page
+  certificate JOB.toml                      whether the job's parity certificate holds, and why
+  compare A B --key id                      compare two existing outputs (Parquet files or folders)
 
 exit codes: 0 ok, 1 parity outside tolerance, 2 error (one line on stderr, nothing published).
 """
@@ -38,13 +43,26 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("job", help="the job file (TOML)")
     run.add_argument(
         "--backend",
-        choices=backend_names(),
+        choices=[*backend_names(), AUTO],
         default=None,
-        help=f"executor to use; default: ${ENV_VAR}",
+        help=f"executor to use; auto: ray when the job's parity certificate holds, else spark; "
+        f"default: ${ENV_VAR}",
     )
     run.add_argument("--input", help="override [input] path (a Parquet/CSV file or folder)")
     run.add_argument("--output", help="override [output] path (a folder of Parquet)")
     run.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
+    run.add_argument(
+        "--shadow",
+        choices=engine_names(),
+        help="after publishing, also run this backend into <output>.shadow-<backend> and compare",
+    )
+    run.add_argument(
+        "--shadow-strict", action="store_true", help="a differing (1) or failed (2) shadow sets the exit code"
+    )
+    run.add_argument(
+        "--resume", action="store_true", help="keep the chunks a killed run of this output committed"
+    )
+    run.add_argument("--quiet", action="store_true", help="no progress on stderr")
 
     parity = sub.add_parser(
         "parity",
@@ -52,11 +70,25 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run the job on Spark, Ray and the single-process reference, then compare the three "
         "outputs.",
     )
-    parity.add_argument("job", help="the job file (TOML)")
-    parity.add_argument("--input", help="override [input] path")
+    parity.add_argument("job", nargs="+", help="the job file(s) (TOML)")
+    parity.add_argument("--input", help="override [input] path (one job only)")
     parity.add_argument(
-        "--out", help="folder for the three outputs and the reports (default: <output>-parity)"
+        "--out", help="folder for the three outputs and the reports (default: <output>-parity; one job only)"
     )
+    parity.add_argument(
+        "--report",
+        help="fleet report folder: each job's outputs and reports in DIR/<job name>/, "
+        "DIR/index.html and DIR/fleet.json with a row per job",
+    )
+    parity.add_argument("--quiet", action="store_true", help="no progress on stderr")
+
+    certificate = sub.add_parser(
+        "certificate",
+        help="whether the job's parity certificate holds for its current bundle and settings",
+        description="Print whether JOB is certified (a passing parity run for its current bundle, "
+        "result settings and library versions) and why or why not. Exit 0 certified, 1 not.",
+    )
+    certificate.add_argument("job", help="the job file (TOML)")
     parity.add_argument(
         "--backends",
         default=",".join(engine_names()),
@@ -89,6 +121,8 @@ def main(argv: list[str] | None = None) -> int:
             return _run(args)
         if args.command == "parity":
             return _parity(args)
+        if args.command == "certificate":
+            return _certificate(args)
         return _compare(args)
     except BatchPredictError as exc:
         print(f"batch-predict: error: {exc}", file=sys.stderr)
@@ -105,6 +139,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args) -> int:
+    from common.rollout.shadow import run_shadow
     from common.run.runner import run_job
     from common.spec.job import load_job
 
@@ -113,23 +148,46 @@ def _run(args) -> int:
         from dataclasses import replace
 
         job = replace(job, overwrite=True)
-    result = run_job(job, args.backend)
-    print(result.summary())
+    result = run_job(job, args.backend, resume=args.resume, progress=not args.quiet)
+    print(result.summary(), flush=True)
+    if args.shadow:
+        shadow = run_shadow(job, result, args.shadow)
+        print(shadow.line)
+        return shadow.exit_code if args.shadow_strict else EXIT_OK
     return EXIT_OK
 
 
 def _parity(args) -> int:
-    from common.parity.runner import run_parity
+    from common.parity.report import format_summary
+    from common.rollout.fleet import certified_parity, run_fleet
     from common.spec.job import load_job
 
-    job = load_job(args.job).with_paths(args.input, None)
+    backends = [b for b in args.backends.split(",") if b]
+    if args.report:
+        if args.input or args.out:
+            raise BatchPredictError("--input and --out are for one job; a fleet's outputs go under --report")
+        fleet = run_fleet(args.job, Path(args.report), backends, progress=not args.quiet)
+        print("\n".join(fleet.summary_lines()))
+        return fleet.exit_code
+    if len(args.job) > 1:
+        raise BatchPredictError("several jobs need --report DIR (the fleet report folder)")
+    job = load_job(args.job[0]).with_paths(args.input, None)
     out = Path(args.out) if args.out else job.output_path.with_name(job.output_path.name + "-parity")
-    report, paths, _ = run_parity(job, out, backends=[b for b in args.backends.split(",") if b])
-    from common.parity.report import format_summary
-
+    report, paths, _, certificate = certified_parity(job, out, backends, progress=not args.quiet)
     print(format_summary(report))
     print(f"reports: {', '.join(str(p) for p in paths.values())}")
+    if certificate is not None:
+        print(f"certificate: {certificate}")
     return EXIT_OK if report.ok else EXIT_PARITY_FAILED
+
+
+def _certificate(args) -> int:
+    from common.rollout.certificate import check_certificate
+    from common.spec.job import load_job
+
+    status = check_certificate(load_job(args.job))
+    print(f"{args.job}: {'certified' if status.certified else 'not certified'}: {status.reason}")
+    return EXIT_OK if status.certified else EXIT_PARITY_FAILED
 
 
 def _compare(args) -> int:

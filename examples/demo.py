@@ -1,6 +1,8 @@
-"""``make demo``: runs every built example on Spark and on Ray and prints their summary lines.
+"""``make demo``: every built example through fleet parity (Spark, Ray and the reference), their
+summary lines, then one table of parity verdicts and the path of the fleet report.
 
-Both engines start once and are shared by all the jobs, as a production driver would.
+Both engines start once and are shared by all the jobs, as a production driver would. Each passing
+example gets a parity certificate beside its job file, so ``--backend auto`` then picks Ray for it.
 """
 
 from __future__ import annotations
@@ -8,23 +10,26 @@ from __future__ import annotations
 import os
 import sys
 import warnings
-from dataclasses import replace
 
-from common.run.runner import run_job
-from common.spec.job import load_job
+from common.rollout.fleet import run_fleet
 from examples.build import EXAMPLES_DIR, example_names
+
+REPORT_DIR = EXAMPLES_DIR / "parity-report"
 
 
 def main() -> int:
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     warnings.simplefilter("ignore")
-    for name in example_names():
-        job = load_job(EXAMPLES_DIR / name / "job.toml")
-        for backend in ("spark", "ray"):
-            out = job.output_path.with_name(f"{job.output_path.name}-{backend}")
-            result = run_job(replace(job, output_path=out, overwrite=True), backend)
-            print(f"[{name}] {result.summary()}", flush=True)
-    return 0
+    jobs = [EXAMPLES_DIR / name / "job.toml" for name in example_names()]
+
+    def show(row) -> None:
+        for line in row.summaries or [f"error: {row.error}"]:
+            print(f"[{row.job}] {line}", flush=True)
+
+    fleet = run_fleet(jobs, REPORT_DIR, progress=sys.stderr.isatty(), on_job=show)
+    print()
+    print("\n".join(fleet.summary_lines()))
+    return fleet.exit_code
 
 
 if __name__ == "__main__":

@@ -136,7 +136,7 @@ def run(job: Job, bundle: Bundle, inputs: InputInfo, stage: Path, settings: RayS
     if inputs.format == "csv":
         ds = ray.data.read_csv(inputs.paths, convert_options=inputs.csv_options(needed))
     else:
-        ds = ray.data.read_parquet(inputs.paths, columns=needed)
+        ds = read_parquet(inputs, needed)
     rows_per_block = block_rows(
         inputs.num_rows, batch_size, settings.concurrency, settings.blocks_per_replica
     )
@@ -200,6 +200,31 @@ def run(job: Job, bundle: Bundle, inputs: InputInfo, stage: Path, settings: RayS
         "rows_per_block": rows_per_block,
     }
     return EngineRun(startup_seconds=startup, device=device, details=details)
+
+
+def read_parquet(inputs: InputInfo, columns: list[str]) -> ray.data.Dataset:
+    """The input's whole files through Ray's Parquet reader; a chunk's row groups of a file
+    (``inputs.row_groups``) are read by Ray tasks of their own, one file each."""
+    parts = [ray.data.read_parquet(inputs.whole_paths, columns=columns)] if inputs.whole_paths else []
+    if inputs.row_groups:
+        items = [{"file": file, "row_groups": list(groups)} for file, groups in inputs.row_groups.items()]
+        parts.append(
+            ray.data.from_items(items).map_batches(
+                read_row_groups, fn_kwargs={"columns": columns}, batch_size=1, batch_format="pyarrow"
+            )
+        )
+    return parts[0].union(*parts[1:]) if len(parts) > 1 else parts[0]
+
+
+def read_row_groups(batch: pa.Table, columns: list[str]) -> pa.Table:
+    """Reads the row groups each row of ``batch`` names (``file``, ``row_groups``)."""
+    import pyarrow.parquet as pq
+
+    files, groups = batch.column("file").to_pylist(), batch.column("row_groups").to_pylist()
+    tables = [
+        pq.ParquetFile(f).read_row_groups(g, columns=columns) for f, g in zip(files, groups, strict=True)
+    ]
+    return pa.concat_tables(tables)
 
 
 def block_rows(rows: int, batch_size: int, concurrency: int, blocks_per_replica: int) -> int:

@@ -7,6 +7,8 @@ worker process, not per batch. Arrow batches hold the bundle's ``batch_size`` ro
 
 from __future__ import annotations
 
+import functools
+import operator
 import os
 import sys
 import time
@@ -15,10 +17,12 @@ from pathlib import Path
 
 import pyarrow as pa
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 from pyspark.sql.pandas.types import from_arrow_schema, to_arrow_schema
 
 from common.model.handler import resolve_device
 from common.model.predictor import ErrorPolicy, Predictor, cached_predictor, error_policy
+from common.run.chunks import row_ranges
 from common.run.inputs import InputInfo
 from common.run.output import scratch_dir
 from common.run.result import EngineRun, note_device, noted_devices
@@ -101,11 +105,17 @@ def _set_runtime_conf(session: SparkSession, key: str, value: str) -> None:
 
 
 def read_input(session: SparkSession, inputs: InputInfo) -> DataFrame:
-    """Reads exactly the files the driver inspected; CSV gets the schema inferred there."""
+    """Reads exactly the files the driver inspected; CSV gets the schema inferred there. A chunk's
+    row groups of a file are selected by Spark's row index in that file (``_metadata.row_index``)."""
     if inputs.format == "csv":
         schema = from_arrow_schema(inputs.schema, prefer_timestamp_ntz=True)
         return session.read.schema(schema).option("header", True).csv(inputs.paths)
-    return session.read.parquet(*inputs.paths)
+    frames = [session.read.parquet(*inputs.whole_paths)] if inputs.whole_paths else []
+    for file, groups in (inputs.row_groups or {}).items():
+        index = F.col("_metadata.row_index")
+        ranges = [(index >= start) & (index < end) for start, end in row_ranges(file, groups)]
+        frames.append(session.read.parquet(file).where(functools.reduce(operator.or_, ranges)))
+    return functools.reduce(DataFrame.unionByName, frames)
 
 
 def predict_dataframe(

@@ -18,11 +18,14 @@ from common.run.runner import run_job
 from common.spec.job import Job
 
 
-def run_parity(job: Job, out_dir: Path, backends: Sequence[str] | None = None) -> tuple:
+def run_parity(
+    job: Job, out_dir: Path, backends: Sequence[str] | None = None, *, progress: bool = False
+) -> tuple:
     """Runs the job on each backend and the reference under ``out_dir`` and compares them.
 
     Args:
         backends: the backends to check (every engine backend by default).
+        progress: show each run's progress on stderr.
 
     Returns:
         (report, report paths, run results by backend).
@@ -31,7 +34,8 @@ def run_parity(job: Job, out_dir: Path, backends: Sequence[str] | None = None) -
     out_dir = Path(out_dir).resolve()
     runs: dict[str, RunResult] = {}
     for backend in [REFERENCE, *[b for b in (backends or engine_names()) if b != REFERENCE]]:
-        runs[backend] = run_job(replace(job, output_path=out_dir / backend, overwrite=True), backend)
+        job_here = replace(job, output_path=out_dir / backend, overwrite=True)
+        runs[backend] = run_job(job_here, backend, progress=progress)
     sides = {name: result.output for name, result in runs.items()}
     report = compare_outputs(sides, list(job.key), settings, reference=REFERENCE, work_dir=out_dir / "_work")
     paths = write_reports(report, out_dir)

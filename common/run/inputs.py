@@ -9,7 +9,7 @@ Problems come back as one-line InputErrors naming the file or column.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,16 +23,27 @@ from common.errors import InputError
 
 @dataclass(frozen=True)
 class InputInfo:
-    """What the driver learnt about the input: the files, their common schema, the row count."""
+    """What the driver learnt about the input: the files, their common schema, the row count.
+
+    Attributes:
+        row_groups: for a chunk of a run (``common.run.chunks``), the Parquet files of which only
+            some row groups belong to it: file path -> row group indices. Other files are whole.
+    """
 
     files: tuple[Path, ...]
     schema: pa.Schema
     num_rows: int
     format: str
+    row_groups: Mapping[str, tuple[int, ...]] | None = None
 
     @property
     def paths(self) -> list[str]:
         return [str(f) for f in self.files]
+
+    @property
+    def whole_paths(self) -> list[str]:
+        """The files read whole (all of them unless ``row_groups`` names some)."""
+        return [p for p in self.paths if p not in (self.row_groups or {})]
 
     def csv_options(self, columns: Sequence[str] | None = None) -> pacsv.ConvertOptions:
         """How a CSV input is read: with the schema inferred here, never re-inferred per file."""

@@ -57,9 +57,14 @@ def scratch_dir(stage: Path) -> Path:
 
 
 @contextmanager
-def staged_output(dest: Path, overwrite: bool) -> Iterator[Path]:
-    """Yields a staging folder path (not yet created: engines create it); on success it replaces
-    ``dest``, on failure it and the run's scratch folder are removed and ``dest`` is untouched."""
+def staged_output(dest: Path, overwrite: bool, adopt: Path | None = None) -> Iterator[Path]:
+    """Yields a staging folder path (not yet created); on success it replaces ``dest``, on failure
+    it and the run's scratch folder are removed and ``dest`` is untouched.
+
+    Args:
+        adopt: a staging folder a killed run left (``--resume``): it becomes this run's staging
+            folder, with what it holds, instead of being removed as stale.
+    """
     check_destination(dest, overwrite)
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
@@ -71,8 +76,11 @@ def staged_output(dest: Path, overwrite: bool) -> Iterator[Path]:
         probe.rmdir()
     except OSError as exc:
         raise OutputError(f"output {dest}: {dest.parent} is not writable: {exc.strerror or exc}") from None
-    remove_stale_staging(dest)
     stage = dest.parent / f".{dest.name}.staging-{_HOST}-{os.getpid()}-{uuid.uuid4().hex[:12]}"
+    if adopt is not None:
+        os.rename(adopt, stage)
+        shutil.rmtree(scratch_dir(adopt), ignore_errors=True)
+    remove_stale_staging(dest)
     try:
         yield stage
         if dest.exists():
@@ -89,14 +97,23 @@ def remove_stale_staging(dest: Path) -> list[Path]:
 
     A folder whose process is alive (a concurrent run) or that was made on another host is kept.
     """
-    removed = []
+    removed = list(_dead_runs_folders(dest))
+    for path in removed:
+        shutil.rmtree(path, ignore_errors=True)
+    return removed
+
+
+def stale_staging(dest: Path) -> list[Path]:
+    """The staging folders (not their scratch folders) of ``dest`` left by killed runs on this host."""
+    return [p for p in _dead_runs_folders(dest) if p.is_dir() and not p.name.endswith(".scratch")]
+
+
+def _dead_runs_folders(dest: Path) -> Iterator[Path]:
     for path in dest.parent.glob(f".{dest.name}.staging-*"):
         host, _, rest = path.name[len(f".{dest.name}.staging-") :].partition("-")
         pid = rest.partition("-")[0]
         if host == _HOST and pid.isdigit() and not _alive(int(pid)):
-            shutil.rmtree(path, ignore_errors=True)
-            removed.append(path)
-    return removed
+            yield path
 
 
 def _alive(pid: int) -> bool:

@@ -27,6 +27,8 @@ class RunResult:
         startup_seconds: the engine's own start (0 when it was already running).
         engine_seconds: the backend's ``run`` alone: starting the engine, reading, predicting and
             writing; the rest of ``seconds`` is the runner's checks, reconciliation and publishing.
+        notes: what the summary adds after the reconciliation: why ``auto`` chose the backend,
+            how many chunks a resumed run found done.
     """
 
     backend: str
@@ -38,6 +40,7 @@ class RunResult:
     device: str
     output: Path
     dead_letter_rows: int = 0
+    notes: tuple[str, ...] = ()
 
     @property
     def rows_per_second(self) -> float:
@@ -50,7 +53,7 @@ class RunResult:
             f"{self.backend}: rows in {self.rows_in}, rows out {self.rows_out}{dead}, "
             f"{self.seconds:.2f} s (startup {self.startup_seconds:.2f} s), "
             f"{self.rows_per_second:,.0f} rows/s, device {self.device} -> {self.output}; "
-            f"{self.reconciliation()}"
+            f"{self.reconciliation()}" + "".join(f"; {note}" for note in self.notes)
         )
 
     def reconciliation(self) -> str:

@@ -9,6 +9,7 @@ user as one ``BatchPredictError`` line, also when it was raised inside a Spark o
 from __future__ import annotations
 
 import datetime as dt
+import os
 import re
 import time
 
@@ -20,12 +21,16 @@ from common.model.features import FeatureBatch
 from common.model.kernels import apply_transforms
 from common.model.kinds import handler_class
 from common.model.predictor import ErrorPolicy, Predictor
-from common.run.backends import get_backend
+from common.rollout.certificate import AUTO, choose_backend
+from common.run.backends import ENV_VAR, get_backend
+from common.run.chunks import ChunkManifest, find_resumable, plan_chunks, run_chunks, run_identity
 from common.run.dead_letter import DEAD_LETTER_ERROR, dead_letter_files, split_dead_letters
 from common.run.inputs import InputInfo, inspect_input, read_parquet_columns
 from common.run.output import finish_output, output_files, staged_output
+from common.run.path_safety import check_output_paths
+from common.run.progress import Progress
 from common.run.reconcile import check_input_keys, reconcile
-from common.run.result import RunResult
+from common.run.result import EngineRun, RunResult
 from common.spec.bundle import Bundle, load_bundle
 from common.spec.job import Job
 from common.spec.transforms import required_input_columns
@@ -79,32 +84,67 @@ def preflight(bundle: Bundle, inputs: InputInfo, job: Job) -> Predictor:
     return predictor
 
 
-def run_job(job: Job, backend: str | None, *, check_model: bool = True) -> RunResult:
-    """Runs ``job`` on ``backend`` and publishes its output; raises BatchPredictError on bad input."""
+def run_job(
+    job: Job, backend: str | None, *, check_model: bool = True, resume: bool = False, progress: bool = False
+) -> RunResult:
+    """Runs ``job`` on ``backend`` and publishes its output; raises BatchPredictError on bad input.
+
+    Args:
+        backend: a backend name, ``auto`` (Ray when the job's parity certificate holds, else
+            Spark: ``common.rollout.certificate``), or None for ``$BATCH_PREDICT_BACKEND``.
+        resume: carry on from the staging folder a killed run of this output left, keeping its
+            committed chunks (``common.run.chunks``); refused when the job, bundle or input changed.
+        progress: report rows done on stderr while the chunks run (``common.run.progress``).
+    """
     started = time.perf_counter()
     started_at = dt.datetime.now(dt.UTC).isoformat()
+    notes = []
+    if (backend or os.environ.get(ENV_VAR)) == AUTO:
+        backend, reason = choose_backend(job)
+        notes.append(reason)
     engine_backend = get_backend(backend)
     name = engine_backend.name
+    check_output_paths(job.output_path, job.input_path, job.bundle_path)
     bundle, inputs, input_keys = prepare(job)
     if check_model:
         predictor = preflight(bundle, inputs, job)
     else:
         predictor = Predictor(bundle, passthrough=job.passthrough_columns)
-    with staged_output(job.output_path, job.overwrite) as stage:
+    bundle_hash = bundle.content_hash()
+    identity = run_identity(job, name, bundle_hash, inputs)
+    adopt = find_resumable(job.output_path, identity) if resume else None
+    with (
+        staged_output(job.output_path, job.overwrite, adopt=adopt) as stage,
+        Progress(inputs.num_rows, name, enabled=progress) as bar,
+    ):
+        if adopt is not None:
+            chunks = ChunkManifest.load(stage)
+            chunks.discard_unfinished()
+        else:
+            plan = plan_chunks(inputs.files, inputs.format, job.chunk_rows)
+            chunks = ChunkManifest.create(stage, identity, plan)
         engine_started = time.perf_counter()
-        try:
-            engine = engine_backend.run(job, bundle, inputs, stage, job.backend_settings(name))
-        except BatchPredictError:
-            raise
-        except Exception as exc:  # engines wrap worker errors; surface ours as one line
-            raise _unwrap(exc, name) from exc
+
+        def run_engine(chunk_inputs: InputInfo, folder) -> EngineRun:
+            try:
+                return engine_backend.run(job, bundle, chunk_inputs, folder, job.backend_settings(name))
+            except BatchPredictError:
+                raise
+            except Exception as exc:  # engines wrap worker errors; surface ours as one line
+                raise _unwrap(exc, name) from exc
+
+        chunked = run_chunks(chunks, inputs, run_engine, bar)
+        engine = _merge(chunked.engine_runs)
         engine_seconds = time.perf_counter() - engine_started
-        files = output_files(stage) if stage.exists() else []
+        if resume:
+            notes.append(
+                chunked.resume_note() + ("" if adopt else " (no staged run of this output to resume)")
+            )
+        files = output_files(stage)
         dead_rows = (
             split_dead_letters(files, stage, job.passthrough_columns) if job.on_error == "dead_letter" else 0
         )
         if not files:  # an engine may write nothing for an empty input: publish an empty, typed file
-            stage.mkdir(parents=True, exist_ok=True)
             pq.write_table(predictor.result_schema(inputs.schema).empty_table(), stage / "part-empty.parquet")
             files = output_files(stage)
         output_keys = read_parquet_columns(files, job.key)
@@ -120,6 +160,7 @@ def run_job(job: Job, backend: str | None, *, check_model: bool = True) -> RunRe
             device=engine.device,
             output=job.output_path,
             dead_letter_rows=dead_rows,
+            notes=tuple(notes),
         )
         finish_output(
             stage,
@@ -127,7 +168,7 @@ def run_job(job: Job, backend: str | None, *, check_model: bool = True) -> RunRe
                 "job": str(job.path),
                 "backend": name,
                 "bundle": str(bundle.path),
-                "bundle_hash": bundle.content_hash(),
+                "bundle_hash": bundle_hash,
                 "rows_in": result.rows_in,
                 "rows_out": result.rows_out,
                 "dead_letter_rows": dead_rows,
@@ -137,9 +178,25 @@ def run_job(job: Job, backend: str | None, *, check_model: bool = True) -> RunRe
                 "finished": dt.datetime.now(dt.UTC).isoformat(),
                 "device": engine.device,
                 "engine": engine.details,
+                "chunks": {
+                    "total": chunked.total,
+                    "already_done": chunked.already_done,
+                    "run": len(chunked.engine_runs),
+                },
+                "notes": list(notes),
             },
         )
     return result
+
+
+def _merge(runs: tuple[EngineRun, ...]) -> EngineRun:
+    """One EngineRun for a run's chunks: the engine's start (paid by the first chunk; later ones
+    find it running) and every device the chunks ran on."""
+    if not runs:  # every chunk was committed by the killed run
+        return EngineRun(startup_seconds=0.0, device="none (all chunks were already done)")
+    devices = sorted({d for run in runs for d in run.device.split(",")})
+    details = {**runs[0].details, "chunks_run": len(runs)}
+    return EngineRun(sum(r.startup_seconds for r in runs), ",".join(devices), details)
 
 
 class EngineError(BatchPredictError):

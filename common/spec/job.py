@@ -27,11 +27,14 @@ class _JobTable:
     key: str | tuple[str, ...]
     name: str = ""
     on_error: Literal["fail", "dead_letter"] = "fail"
+    chunk_rows: int | None = None
 
     def check(self, where: str) -> None:
         keys = (self.key,) if isinstance(self.key, str) else self.key
         if not keys or not all(keys):
             raise JobError(f'{where}: field "key" must be a column name or a list of them')
+        if self.chunk_rows is not None and self.chunk_rows < 1:
+            raise JobError(f'{where}: field "chunk_rows" must be at least 1, got {self.chunk_rows}')
 
 
 @dataclass(frozen=True)
@@ -57,6 +60,7 @@ class Job:
     """A parsed job file.
 
     Attributes:
+        chunk_rows: rows per chunk of a run (``common.run.chunks``); None: about 10 chunks.
         settings: each registered backend's settings (its section, or the defaults), by name.
         parity: the ``[parity]`` tolerances and report options.
         faults: the ``[faults]`` testing hook, or None.
@@ -72,6 +76,7 @@ class Job:
     bundle_path: Path
     overwrite: bool = False
     on_error: str = "fail"
+    chunk_rows: int | None = None
     settings: Mapping[str, Any] = field(default_factory=dict)
     parity: ParitySettings = ParitySettings()
     faults: FaultSpec | None = None
@@ -144,6 +149,7 @@ def parse_job(raw: Mapping[str, Any], file: Path) -> Job:
         bundle_path=(base / model_table.bundle).resolve(),
         overwrite=output_table.overwrite,
         on_error=job_table.on_error,
+        chunk_rows=job_table.chunk_rows,
         settings=settings,
         parity=parse_parity_settings(raw.get("parity", {}), file),
         faults=None if faults is None else parse_faults(faults, f"{file}: [faults]", base),
