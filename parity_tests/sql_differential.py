@@ -20,9 +20,9 @@ import pyarrow as pa
 import sqlglot
 from sqlglot import exp
 
+from common.sql import SqlCompileError
 from common.sql import types as T
 from common.sql.typecheck import _SparkCalls
-from common.sql import SqlCompileError
 from parity_tests.sql_fuzz import ULP_BUDGET, Case, compile_case, root_function, same_value
 
 BATCH = 120
@@ -41,7 +41,9 @@ class Disagreement:
         mode = "ANSI on" if self.case.ansi else "ANSI off"
         lines = [f"[{mode}] {self.case.expr}"]
         if self.row is not None:
-            names = sorted({c.name for c in sqlglot.parse_one(self.case.expr, read=_SparkCalls).find_all(exp.Column)})
+            names = sorted(
+                {c.name for c in sqlglot.parse_one(self.case.expr, read=_SparkCalls).find_all(exp.Column)}
+            )
             inputs = {n: table[n][self.row].as_py() for n in names if n in table.column_names}
             lines.append(f"  row rid={self.row}: {inputs}")
         lines.append(f"  spark:    {self.spark!r}")
@@ -76,11 +78,17 @@ class SparkSide:
     """The trap table registered in Spark, and queries against it."""
 
     def __init__(self, spark, table: pa.Table, interpreted: bool = False):
-        logging.getLogger("SQLQueryContextLogger").setLevel(logging.CRITICAL + 1)  # expected errors, not noise
+        logging.getLogger("SQLQueryContextLogger").setLevel(
+            logging.CRITICAL + 1
+        )  # expected errors, not noise
         logging.getLogger("DataFrameQueryContextLogger").setLevel(logging.CRITICAL + 1)
         self.spark = spark
         self.table = table
-        self.conf = {"spark.sql.codegen.wholeStage": "false", "spark.sql.codegen.factoryMode": "NO_CODEGEN"} if interpreted else {}
+        self.conf = (
+            {"spark.sql.codegen.wholeStage": "false", "spark.sql.codegen.factoryMode": "NO_CODEGEN"}
+            if interpreted
+            else {}
+        )
         self.saved = {k: spark.conf.get(k, None) for k in [*self.conf, "spark.sql.ansi.enabled"]}
         for key, value in self.conf.items():
             spark.conf.set(key, value)
@@ -162,9 +170,15 @@ def _compare_batch(side: SparkSide, batch: list[Case], outcome: Outcome) -> None
     except Exception as error:  # noqa: BLE001 - Spark raised: find the expressions at fault
         if len(batch) == 1:
             case = batch[0]
-            outcome.disagreements.append(Disagreement(case, None, f"raised {error_class(error)}",
-                                                      f"no error (type {case.spark_type})",
-                                                      note=str(error).splitlines()[0][:300]))
+            outcome.disagreements.append(
+                Disagreement(
+                    case,
+                    None,
+                    f"raised {error_class(error)}",
+                    f"no error (type {case.spark_type})",
+                    note=str(error).splitlines()[0][:300],
+                )
+            )
             return
         half = len(batch) // 2
         _compare_batch(side, batch[:half], outcome)
@@ -174,7 +188,9 @@ def _compare_batch(side: SparkSide, batch: list[Case], outcome: Outcome) -> None
         column = result.column(f"e{k}")
         spark_type = T.sql_type_of_arrow(column.type)
         if spark_type != case.spark_type:
-            outcome.disagreements.append(Disagreement(case, None, f"type {column.type}", f"type {case.spark_type}"))
+            outcome.disagreements.append(
+                Disagreement(case, None, f"type {column.type}", f"type {case.spark_type}")
+            )
             continue
         _compare_values(case, plain(column), outcome)
 
@@ -193,7 +209,7 @@ def _compare_values(case: Case, spark_values: list, outcome: Outcome) -> None:
     function = root_function(case.expr)
     budget = ULP_BUDGET.get(function, 0) if function else 0
     skip = set(case.error_rows)
-    for row, (a, b) in enumerate(zip(spark_values, ours)):
+    for row, (a, b) in enumerate(zip(spark_values, ours, strict=True)):
         if row in skip:
             continue
         outcome.rows_compared += 1
@@ -211,7 +227,11 @@ def _compare_values(case: Case, spark_values: list, outcome: Outcome) -> None:
 def _same_float_text(a, b, width: str) -> bool:
     """Both texts name the same number: Java 17 printed other (longer) digits than the shortest."""
     try:
-        return a is not None and b is not None and np.float32(a) == np.float32(b) if width == "float" else float(a) == float(b)
+        return (
+            a is not None and b is not None and np.float32(a) == np.float32(b)
+            if width == "float"
+            else float(a) == float(b)
+        )
     except ValueError:
         return False
 
@@ -223,9 +243,13 @@ def _check_error_class(side: SparkSide, case: Case, outcome: Outcome) -> None:
         value = side.one_row(case.expr, row).column(0)
     except Exception as error:  # noqa: BLE001
         if error_class(error) != expected:
-            outcome.disagreements.append(Disagreement(case, row, f"raised {error_class(error)}", f"raised {expected}"))
+            outcome.disagreements.append(
+                Disagreement(case, row, f"raised {error_class(error)}", f"raised {expected}")
+            )
         return
-    outcome.disagreements.append(Disagreement(case, row, plain(value)[0] if len(value) else None, f"raised {expected}"))
+    outcome.disagreements.append(
+        Disagreement(case, row, plain(value)[0] if len(value) else None, f"raised {expected}")
+    )
 
 
 def shrink(side: SparkSide, d: Disagreement) -> str:
@@ -233,8 +257,16 @@ def shrink(side: SparkSide, d: Disagreement) -> str:
     if d.row is None:
         return d.case.expr
     tree = sqlglot.parse_one(d.case.expr, read=_SparkCalls)
-    subs = sorted({s.sql(dialect="spark") for s in tree.walk() if not isinstance(s, (exp.Column, exp.Literal,
-                   exp.Identifier, exp.DataType, exp.Null, exp.Boolean, exp.Var))}, key=len)
+    subs = sorted(
+        {
+            s.sql(dialect="spark")
+            for s in tree.walk()
+            if not isinstance(
+                s, (exp.Column, exp.Literal, exp.Identifier, exp.DataType, exp.Null, exp.Boolean, exp.Var)
+            )
+        },
+        key=len,
+    )
     one = side.table.slice(d.row, 1)
     side.set_ansi(d.case.ansi)
     for sub in subs:

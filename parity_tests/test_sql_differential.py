@@ -42,14 +42,19 @@ def _compare(spark, pairs, interpreted: bool):
         outcome = run(side, pairs)
     finally:
         side.close()
-    assert not outcome.refused, "the compiler refused generated expressions:\n" + "\n".join(outcome.refused[:20])
+    assert not outcome.refused, "the compiler refused generated expressions:\n" + "\n".join(
+        outcome.refused[:20]
+    )
     report = "\n\n".join(d.describe(table) for d in outcome.disagreements[:25])
     assert not outcome.disagreements, f"{len(outcome.disagreements)} disagreement(s) with Spark:\n{report}"
     for function, ulps in outcome.max_ulps.items():
         assert ulps <= ULP_BUDGET[function]
-    print(f"\nsql differential: {outcome.cases} expressions, {outcome.rows_compared} rows compared, "
-          f"{outcome.error_classes_checked} error classes checked, max ULPs {dict(sorted(outcome.max_ulps.items()))}, "
-          f"{len(outcome.java_digit_choices)} Java 17 digit choices")
+    print(
+        f"\nsql differential: {outcome.cases} expressions, {outcome.rows_compared} rows compared, "
+        f"{outcome.error_classes_checked} error classes checked, "
+        f"max ULPs {dict(sorted(outcome.max_ulps.items()))}, "
+        f"{len(outcome.java_digit_choices)} Java 17 digit choices"
+    )
     return outcome
 
 

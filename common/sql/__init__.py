@@ -9,8 +9,9 @@ device, string and hash work in pyarrow/NumPy on the host. Under ANSI an error r
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Mapping
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
@@ -22,7 +23,14 @@ from common.sql.typecheck import check, parse, referenced_columns, supported
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["CompiledSql", "SqlCompileError", "SqlRuntimeError", "compile_sql", "referenced_columns", "supported"]
+__all__ = [
+    "CompiledSql",
+    "SqlCompileError",
+    "SqlRuntimeError",
+    "compile_sql",
+    "referenced_columns",
+    "supported",
+]
 
 
 @dataclass(frozen=True)
@@ -70,7 +78,9 @@ class CompiledSql:
                 raise SqlRuntimeError(f"[{error_class}] in `{self.text}`", error_class)
         return ctx, result
 
-    def evaluate(self, columns: Mapping[str, pa.Array], rows: int, device: torch.device | str = "cpu") -> pa.Array:
+    def evaluate(
+        self, columns: Mapping[str, pa.Array], rows: int, device: torch.device | str = "cpu"
+    ) -> pa.Array:
         """The result over one batch as an Arrow array of ``arrow_type``.
 
         Raises:
@@ -96,7 +106,8 @@ def compile_sql(text: str, schema: Mapping[str, pa.DataType | str], ansi: bool) 
     for name in used:
         if name in types and types[name].startswith("unsupported:"):
             raise SqlCompileError(
-                f'column "{name}" is {types[name].split(":", 1)[1]}; sql transforms read int32, int64, float32, '
+                f'column "{name}" is {types[name].split(":", 1)[1]}; sql transforms read int32, int64, '
+                "float32, "
                 "float64, string, bool, date and timestamp (with a time zone) columns"
             )
     tree = check(text, {n: t for n, t in types.items() if not t.startswith("unsupported:")}, ansi, parsed)

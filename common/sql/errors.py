@@ -37,5 +37,5 @@ def runtime_error_line(output: str, expr: str, error_class: str) -> str:
     """The one line both backends print for an ANSI error in a sql transform."""
     return (
         f'sql transform "{output}" failed under ANSI mode: [{error_class}] in `{expr}` '
-        '(sql_ansi = false in bundle.toml gives Spark 3 semantics: null or wrapped values instead)'
+        "(sql_ansi = false in bundle.toml gives Spark 3 semantics: null or wrapped values instead)"
     )

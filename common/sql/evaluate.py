@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from common.sql import kernels_cast, kernels_hash, kernels_numeric, kernels_round, kernels_string, kernels_time
+from common.sql import (
+    kernels_cast,
+    kernels_hash,
+    kernels_numeric,
+    kernels_round,
+    kernels_string,
+    kernels_time,
+)
 from common.sql.nodes import Node
 from common.sql.vec import KERNELS, Ctx, Vec, kernel
 

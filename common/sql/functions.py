@@ -8,7 +8,7 @@ compile-time constants a kernel needs in ``params``, and refuses what the kernel
 from __future__ import annotations
 
 import zoneinfo
-from typing import Callable
+from collections.abc import Callable
 
 from common.sql import types as T
 from common.sql.errors import SqlCompileError
@@ -108,7 +108,9 @@ def _sign(c, args, sql):
 def _floor_ceil(op):
     def rule(c, args, sql):
         if len(args) != 1:
-            raise SqlCompileError(f"`{sql}`: {op} with a scale returns DECIMAL; use round(x, scale) on a double")
+            raise SqlCompileError(
+                f"`{sql}`: {op} with a scale returns DECIMAL; use round(x, scale) on a double"
+            )
         x = c.numeric(args[0], sql, op)
         if x.type == T.DECIMAL:
             raise _decimal(sql)
@@ -257,7 +259,9 @@ def _pad(side):
             return lit(None, T.STRING)
         if length > 100_000:
             raise SqlCompileError(f"`{sql}`: {side} to more than 100000 characters is not supported")
-        return Node("pad", T.STRING, (c.string_arg(args[0], sql),), {"side": side, "length": length, "pad": pad})
+        return Node(
+            "pad", T.STRING, (c.string_arg(args[0], sql),), {"side": side, "length": length, "pad": pad}
+        )
 
     return rule
 
@@ -272,7 +276,9 @@ def _replace(c, args, sql):
     replacement = c.literal_value(args[2], sql, "replace's replacement", (T.STRING,)) if len(args) > 2 else ""
     if search is None or replacement is None:
         return lit(None, T.STRING)
-    return Node("replace", T.STRING, (c.string_arg(args[0], sql),), {"search": search, "replacement": replacement})
+    return Node(
+        "replace", T.STRING, (c.string_arg(args[0], sql),), {"search": search, "replacement": replacement}
+    )
 
 
 def _match(op):
@@ -305,7 +311,9 @@ def _split_part(c, args, sql):
     if delim is None or index is None:
         return lit(None, T.STRING)
     if index == 0:
-        raise SqlCompileError(f"`{sql}`: split_part's part number must not be 0 (Spark fails every row: INVALID_INDEX_OF_ZERO)")
+        raise SqlCompileError(
+            f"`{sql}`: split_part's part number must not be 0 (Spark fails every row: INVALID_INDEX_OF_ZERO)"
+        )
     return Node("split_part", T.STRING, (c.string_arg(args[0], sql),), {"delim": delim, "index": index})
 
 
@@ -314,7 +322,12 @@ def _rlike(c, args, sql):
     pattern = c.literal_value(args[1], sql, "the regex", (T.STRING,))
     if pattern is None:
         return lit(None, T.BOOLEAN)
-    return Node("rlike", T.BOOLEAN, (c.string_arg(args[0], sql),), {"pattern": translate_pattern(pattern, sql, "rlike")})
+    return Node(
+        "rlike",
+        T.BOOLEAN,
+        (c.string_arg(args[0], sql),),
+        {"pattern": translate_pattern(pattern, sql, "rlike")},
+    )
 
 
 @_rule("regexp_extract", arity=(2, 3))
@@ -324,7 +337,9 @@ def _regexp_extract(c, args, sql):
     if pattern is None or group is None:
         return lit(None, T.STRING)
     translated = translate_pattern(pattern, sql, "regexp_extract", group=group)
-    return Node("regexp_extract", T.STRING, (c.string_arg(args[0], sql),), {"pattern": translated, "group": group})
+    return Node(
+        "regexp_extract", T.STRING, (c.string_arg(args[0], sql),), {"pattern": translated, "group": group}
+    )
 
 
 @_rule("regexp_replace", arity=(3, 3))
@@ -334,7 +349,10 @@ def _regexp_replace(c, args, sql):
     if pattern is None or replacement is None:
         return lit(None, T.STRING)
     translated = translate_pattern(pattern, sql, "regexp_replace")
-    params = {"pattern": translated, "replacement": translate_replacement(replacement, sql, translated.groups)}
+    params = {
+        "pattern": translated,
+        "replacement": translate_replacement(replacement, sql, translated.groups),
+    }
     return Node("regexp_replace", T.STRING, (c.string_arg(args[0], sql),), params)
 
 
@@ -382,9 +400,15 @@ def _date_part(op):
     return rule
 
 
-for _names, _part in ((("year",), "year"), (("month",), "month"), (("dayofmonth", "day"), "day"),
-                      (("dayofweek",), "dayofweek"), (("dayofyear",), "dayofyear"), (("weekofyear",), "weekofyear"),
-                      (("quarter",), "quarter")):
+for _names, _part in (
+    (("year",), "year"),
+    (("month",), "month"),
+    (("dayofmonth", "day"), "day"),
+    (("dayofweek",), "dayofweek"),
+    (("dayofyear",), "dayofyear"),
+    (("weekofyear",), "weekofyear"),
+    (("quarter",), "quarter"),
+):
     _rule(*_names, arity=(1, 1))(_date_part(_part))
 
 
@@ -434,14 +458,23 @@ def _date_trunc(c, args, sql):
     if unit is None:
         return lit(None, T.TIMESTAMP)
     if unit.upper() not in _DATE_TRUNC_UNITS:
-        raise SqlCompileError(f"`{sql}`: unknown date_trunc unit {unit!r}; valid: {', '.join(_DATE_TRUNC_UNITS)}")
-    return Node("date_trunc", T.TIMESTAMP, (_as_timestamp(c, args[1], sql),), {"unit": _DATE_TRUNC_UNITS[unit.upper()]})
+        raise SqlCompileError(
+            f"`{sql}`: unknown date_trunc unit {unit!r}; valid: {', '.join(_DATE_TRUNC_UNITS)}"
+        )
+    return Node(
+        "date_trunc",
+        T.TIMESTAMP,
+        (_as_timestamp(c, args[1], sql),),
+        {"unit": _DATE_TRUNC_UNITS[unit.upper()]},
+    )
 
 
 @_rule("unix_timestamp", arity=(1, 1))
 def _unix_timestamp(c, args, sql):
     if args[0].type not in (T.TIMESTAMP, T.DATE):
-        raise SqlCompileError(f"`{sql}`: unix_timestamp takes a timestamp or date here; CAST a string to timestamp first")
+        raise SqlCompileError(
+            f"`{sql}`: unix_timestamp takes a timestamp or date here; CAST a string to timestamp first"
+        )
     return Node("unix_timestamp", T.BIGINT, (c.cast(args[0], T.TIMESTAMP, sql),))
 
 
@@ -453,7 +486,9 @@ def _zone_shift(op):
         try:
             zoneinfo.ZoneInfo(zone)
         except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-            raise SqlCompileError(f'`{sql}`: unknown time zone "{zone}"; use an IANA name such as "Europe/Berlin"') from None
+            raise SqlCompileError(
+                f'`{sql}`: unknown time zone "{zone}"; use an IANA name such as "Europe/Berlin"'
+            ) from None
         return Node(op, T.TIMESTAMP, (_as_timestamp(c, args[0], sql),), {"zone": zone})
 
     return rule

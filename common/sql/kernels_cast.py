@@ -55,7 +55,9 @@ def cast(ctx: Ctx, node, args):
     # to int or bigint
     low, high = T.INT_RANGE[dst]
     if src in T.INTEGRAL:
-        out = Vec(dst, x.to(getattr(torch, T.TORCH_DTYPES[dst])), a.valid, a.err)  # wraps, as Java's (int) long
+        out = Vec(
+            dst, x.to(getattr(torch, T.TORCH_DTYPES[dst])), a.valid, a.err
+        )  # wraps, as Java's (int) long
         if src == T.BIGINT and dst == T.INT and mode != "legacy":
             out = _fail(ctx, out, (x < low) | (x > high), mode, "CAST_OVERFLOW")
         return out
@@ -100,20 +102,28 @@ def java_float_text(values: np.ndarray) -> pa.Array:
     shortest, e.g. 2.82879384806159008E17; such values differ here and are documented.)
     """
     shortest = pc.cast(pa.array(values), pa.string())
-    parts = pc.extract_regex(shortest, r"^(?P<sign>-?)(?P<int>\d+)(?:\.(?P<frac>\d+))?(?:e(?P<exp>[+-]?\d+))?$")
-    field = {name: pc.fill_null(pc.struct_field(parts, name), "0" if name in ("int", "exp") else "")
-             for name in ("sign", "int", "frac", "exp")}
+    parts = pc.extract_regex(
+        shortest, r"^(?P<sign>-?)(?P<int>\d+)(?:\.(?P<frac>\d+))?(?:e(?P<exp>[+-]?\d+))?$"
+    )
+    field = {
+        name: pc.fill_null(pc.struct_field(parts, name), "0" if name in ("int", "exp") else "")
+        for name in ("sign", "int", "frac", "exp")
+    }
     sign = np.asarray(field["sign"].to_numpy(zero_copy_only=False), dtype=np.dtypes.StringDType())
     whole, frac, exp_text = field["int"], field["frac"], field["exp"]
     exp_text = pc.utf8_ltrim(exp_text, "+")
-    exponent = pc.cast(pc.if_else(pc.equal(exp_text, ""), "0", exp_text), pa.int64()).to_numpy(zero_copy_only=False)
+    exponent = pc.cast(pc.if_else(pc.equal(exp_text, ""), "0", exp_text), pa.int64()).to_numpy(
+        zero_copy_only=False
+    )
     digits_all = pc.binary_join_element_wise(whole, frac, "")
     stripped = pc.utf8_ltrim(digits_all, "0")
     leading = (_np(pc.utf8_length(digits_all)) - _np(pc.utf8_length(stripped))).astype(np.int64)
     digits = pc.utf8_rtrim(stripped, "0")
     zero = pc.equal(digits, "").to_numpy(zero_copy_only=False)
-    digits = np.asarray(pc.if_else(pc.equal(digits, ""), "0", digits).to_numpy(zero_copy_only=False),
-                        dtype=np.dtypes.StringDType())
+    digits = np.asarray(
+        pc.if_else(pc.equal(digits, ""), "0", digits).to_numpy(zero_copy_only=False),
+        dtype=np.dtypes.StringDType(),
+    )
     point = exponent + _np(pc.utf8_length(whole)).astype(np.int64) - 1 - leading  # decimal exponent
     point = np.where(zero, 0, point)
     n = np.strings.str_len(digits)
@@ -156,8 +166,9 @@ def _from_string(ctx: Ctx, a: Vec, dst: str, mode: str) -> Vec:
         lowered = pc.utf8_lower(text)
         true = pc.is_in(lowered, pa.array(["t", "true", "y", "yes", "1"]))
         false = pc.is_in(lowered, pa.array(["f", "false", "n", "no", "0"]))
-        return _parsed(ctx, a, ctx.from_host(true.to_numpy(zero_copy_only=False)),
-                       pc.or_(true, false), T.BOOLEAN, mode)
+        return _parsed(
+            ctx, a, ctx.from_host(true.to_numpy(zero_copy_only=False)), pc.or_(true, false), T.BOOLEAN, mode
+        )
     if dst == T.DATE:
         days, good = parse_date(text)
         return _parsed(ctx, a, ctx.from_host(days), good, T.DATE, mode)
@@ -200,13 +211,24 @@ def _parse_integral(ctx: Ctx, a: Vec, text: pa.Array, dst: str, mode: str) -> Ve
     return _parsed(ctx, a, ctx.from_host(values), good, dst, mode)
 
 
-_SPECIAL_FLOATS = {"inf": "inf", "+inf": "inf", "infinity": "inf", "+infinity": "inf", "-inf": "-inf",
-                   "-infinity": "-inf", "nan": "nan", "+nan": "nan", "-nan": "nan"}
+_SPECIAL_FLOATS = {
+    "inf": "inf",
+    "+inf": "inf",
+    "infinity": "inf",
+    "+infinity": "inf",
+    "-inf": "-inf",
+    "-infinity": "-inf",
+    "nan": "nan",
+    "+nan": "nan",
+    "-nan": "nan",
+}
 
 
 def _parse_fractional(ctx: Ctx, a: Vec, text: pa.Array, dst: str, mode: str) -> Vec:
     # Java's Double.parseDouble grammar (decimal forms; an f/d suffix allowed), then Spark's names
-    decimal = pc.fill_null(pc.match_substring_regex(text, r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?[fFdD]?$"), False)
+    decimal = pc.fill_null(
+        pc.match_substring_regex(text, r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?[fFdD]?$"), False
+    )
     java_names = pc.is_in(text, pa.array(["NaN", "+NaN", "-NaN", "Infinity", "+Infinity", "-Infinity"]))
     lowered = pc.utf8_lower(text)
     special = pc.or_(pc.is_in(lowered, pa.array(list(_SPECIAL_FLOATS))), pc.fill_null(java_names, False))
@@ -222,8 +244,10 @@ def _parse_fractional(ctx: Ctx, a: Vec, text: pa.Array, dst: str, mode: str) -> 
 
 
 _DATE = r"^([+-]?)(\d{4,7})(?:-(\d{1,2})(?:-(\d{1,2})(?:[ T].*)?)?)?$"
-_TIMESTAMP = (r"^([+-]?)(\d{4,7})(?:-(\d{1,2})(?:-(\d{1,2})(?:[ T](\d{1,2}):(\d{1,2})(?::(\d{1,2})(?:\.(\d{0,9}))?)?"
-              r"(Z|[+-]\d{2}:?\d{2})?)?)?)?$")
+_TIMESTAMP = (
+    r"^([+-]?)(\d{4,7})(?:-(\d{1,2})(?:-(\d{1,2})(?:[ T](\d{1,2}):(\d{1,2})(?::(\d{1,2})(?:\.(\d{0,9}))?)?"
+    r"(Z|[+-]\d{2}:?\d{2})?)?)?)?$"
+)
 
 
 def _field(parts, name: str, default: int) -> np.ndarray:
@@ -279,7 +303,9 @@ def _civil(parts, with_time: bool) -> tuple[np.ndarray, pa.Array]:
     year = np.where(sign == "-", -year, year)
     month, day = _field(parts, "month", 1), _field(parts, "day", 1)
     leap = (year % 4 == 0) & ((year % 100 != 0) | (year % 400 == 0))
-    month_days = np.array([31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31])[np.clip(month - 1, 0, 11)] + (leap & (month == 2))
+    month_days = np.array([31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31])[np.clip(month - 1, 0, 11)] + (
+        leap & (month == 2)
+    )
     good = (month >= 1) & (month <= 12) & (day >= 1) & (day <= month_days)
     days = civil_to_days(year, np.clip(month, 1, 12), np.clip(day, 1, 31))
     if not with_time:

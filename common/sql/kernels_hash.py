@@ -17,8 +17,16 @@ from common.sql.vec import Ctx, Vec, kernel
 
 _SEED = 42
 _U64 = np.uint64
-P1, P2, P3, P4, P5 = (_U64(v) for v in (0x9E3779B185EBCA87, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9,
-                                         0x85EBCA77C2B2AE63, 0x27D4EB2F165667C5))
+P1, P2, P3, P4, P5 = (
+    _U64(v)
+    for v in (
+        0x9E3779B185EBCA87,
+        0xC2B2AE3D27D4EB4F,
+        0x165667B19E3779F9,
+        0x85EBCA77C2B2AE63,
+        0x27D4EB2F165667C5,
+    )
+)
 
 
 def _bits(ctx: Ctx, a: Vec) -> tuple[str, np.ndarray]:
@@ -41,7 +49,7 @@ def _utf8(array: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(byte buffer, starts, lengths) of a large_string array, nulls as empty."""
     array = array.cast(pa.large_string())
     _, offsets_buf, data_buf = array.buffers()
-    offsets = np.frombuffer(offsets_buf, dtype=np.int64)[array.offset:array.offset + len(array) + 1]
+    offsets = np.frombuffer(offsets_buf, dtype=np.int64)[array.offset : array.offset + len(array) + 1]
     data = np.frombuffer(data_buf, dtype=np.uint8) if data_buf is not None else np.zeros(0, np.uint8)
     data = np.concatenate([data, np.zeros(8, np.uint8)])  # reads past a string's end stay in bounds
     return data, offsets[:-1], offsets[1:] - offsets[:-1]
@@ -204,5 +212,7 @@ def crc32(ctx: Ctx, node, args):
         byte = data[starts[rows] + j].astype(np.uint32)
         crc[rows] = _TABLE[(crc[rows] ^ byte) & np.uint32(0xFF)] ^ (crc[rows] >> np.uint32(8))
     values = (crc ^ np.uint32(0xFFFFFFFF)).astype(np.int64)
-    valid = None if a.data.null_count == 0 else ctx.from_host(a.data.is_valid().to_numpy(zero_copy_only=False))
+    valid = (
+        None if a.data.null_count == 0 else ctx.from_host(a.data.is_valid().to_numpy(zero_copy_only=False))
+    )
     return Vec(T.BIGINT, ctx.from_host(values), valid, a.err)

@@ -41,7 +41,9 @@ def _overflow(typ: str, op: str, a: torch.Tensor, b: torch.Tensor, r: torch.Tens
     minimum = torch.iinfo(a.dtype).min
     safe = torch.where((a == 0) | (a == -1), torch.ones_like(a), a)
     back = torch.div(r, safe, rounding_mode="trunc")
-    return torch.where(a == 0, torch.zeros_like(a, dtype=torch.bool), torch.where(a == -1, b == minimum, back != b))
+    return torch.where(
+        a == 0, torch.zeros_like(a, dtype=torch.bool), torch.where(a == -1, b == minimum, back != b)
+    )
 
 
 @kernel("add", "sub", "mul")
@@ -132,7 +134,9 @@ def neg(ctx: Ctx, node, args):
     (a,) = args
     err = a.err
     if node.type in T.INTEGRAL and node.params["ansi"]:
-        err = ctx.raise_where(err, (a.data == torch.iinfo(a.data.dtype).min) & ctx.ok(a), "ARITHMETIC_OVERFLOW")
+        err = ctx.raise_where(
+            err, (a.data == torch.iinfo(a.data.dtype).min) & ctx.ok(a), "ARITHMETIC_OVERFLOW"
+        )
     return Vec(node.type, -a.data, a.valid, err)
 
 
@@ -141,7 +145,9 @@ def abs_(ctx: Ctx, node, args):
     (a,) = args
     err = a.err
     if node.type in T.INTEGRAL and node.params["ansi"]:
-        err = ctx.raise_where(err, (a.data == torch.iinfo(a.data.dtype).min) & ctx.ok(a), "ARITHMETIC_OVERFLOW")
+        err = ctx.raise_where(
+            err, (a.data == torch.iinfo(a.data.dtype).min) & ctx.ok(a), "ARITHMETIC_OVERFLOW"
+        )
     return Vec(node.type, torch.abs(a.data), a.valid, err)
 
 
@@ -233,8 +239,14 @@ def compare_values(ctx: Ctx, op: str, a: Vec, b: Vec) -> torch.Tensor:
     if a.type == T.STRING:
         import pyarrow.compute as pc
 
-        fn = {"eq": pc.equal, "neq": pc.not_equal, "lt": pc.less, "lte": pc.less_equal, "gt": pc.greater,
-              "gte": pc.greater_equal}[op]
+        fn = {
+            "eq": pc.equal,
+            "neq": pc.not_equal,
+            "lt": pc.less,
+            "lte": pc.less_equal,
+            "gt": pc.greater,
+            "gte": pc.greater_equal,
+        }[op]
         result = pc.fill_null(fn(a.data, b.data), False)
         return ctx.from_host(result.to_numpy(zero_copy_only=False))
     x, y = a.data, b.data
@@ -248,7 +260,14 @@ def compare_values(ctx: Ctx, op: str, a: Vec, b: Vec) -> torch.Tensor:
         return lt | eq if op in ("lte", "gte") else lt
     if a.type == T.BOOLEAN:
         x, y = x.to(torch.int8), y.to(torch.int8)
-    return {"eq": torch.eq, "neq": torch.ne, "lt": torch.lt, "lte": torch.le, "gt": torch.gt, "gte": torch.ge}[op](x, y)
+    return {
+        "eq": torch.eq,
+        "neq": torch.ne,
+        "lt": torch.lt,
+        "lte": torch.le,
+        "gt": torch.gt,
+        "gte": torch.ge,
+    }[op](x, y)
 
 
 @kernel("eq", "neq", "lt", "lte", "gt", "gte")

@@ -23,7 +23,9 @@ _LARGE = pa.large_string()
 
 
 def _string(ctx: Ctx, a: Vec, data: pa.Array, err=None) -> Vec:
-    return Vec(T.STRING, data.cast(_LARGE) if data.type != _LARGE else data, None, a.err if err is None else err)
+    return Vec(
+        T.STRING, data.cast(_LARGE) if data.type != _LARGE else data, None, a.err if err is None else err
+    )
 
 
 def _tensor(ctx: Ctx, typ: str, array: pa.Array, a: Vec) -> Vec:
@@ -89,7 +91,11 @@ def substring(ctx: Ctx, node, args):
     if pos >= 0:
         start = max(pos - 1, 0)
         stop = start + length
-        out = pc.utf8_slice_codeunits(a.data, start, stop) if stop < 2**62 else pc.utf8_slice_codeunits(a.data, start)
+        out = (
+            pc.utf8_slice_codeunits(a.data, start, stop)
+            if stop < 2**62
+            else pc.utf8_slice_codeunits(a.data, start)
+        )
     elif pos + length >= 0:
         out = pc.utf8_slice_codeunits(a.data, pos)
     else:
@@ -99,7 +105,9 @@ def substring(ctx: Ctx, node, args):
 
 @kernel("concat")
 def concat(ctx: Ctx, node, args):
-    data = pc.binary_join_element_wise(*[a.data for a in args], pa.scalar("", _LARGE), null_handling="emit_null")
+    data = pc.binary_join_element_wise(
+        *[a.data for a in args], pa.scalar("", _LARGE), null_handling="emit_null"
+    )
     return Vec(T.STRING, data.cast(_LARGE), None, ctx.strict_err(args, lazy=False))
 
 
@@ -126,10 +134,14 @@ def pad(ctx: Ctx, node, args):
         return _string(ctx, a, head)
     repeated = (fill * (length // len(fill) + 1))[:length]
     pieces = pa.array([repeated[:k] for k in range(length + 1)], type=_LARGE)  # k characters of padding
-    missing = np.clip(length - pc.fill_null(pc.utf8_length(a.data), length).to_numpy(zero_copy_only=False), 0, length)
+    missing = np.clip(
+        length - pc.fill_null(pc.utf8_length(a.data), length).to_numpy(zero_copy_only=False), 0, length
+    )
     padding = pieces.take(pa.array(missing))
     parts = (padding, head) if side == "lpad" else (head, padding)
-    return _string(ctx, a, pc.binary_join_element_wise(*parts, pa.scalar("", _LARGE), null_handling="emit_null"))
+    return _string(
+        ctx, a, pc.binary_join_element_wise(*parts, pa.scalar("", _LARGE), null_handling="emit_null")
+    )
 
 
 @kernel("replace")
@@ -172,7 +184,11 @@ def split_part(ctx: Ctx, node, args):
     counts = offsets[1:] - offsets[:-1]
     position = offsets[:-1] + index - 1 if index > 0 else offsets[1:] + index
     inside = (index - 1 < counts) if index > 0 else (counts + index >= 0)
-    values = lists.values.take(pa.array(np.where(inside, position, 0))) if len(lists.values) else pa.nulls(len(a.data), _LARGE)
+    values = (
+        lists.values.take(pa.array(np.where(inside, position, 0)))
+        if len(lists.values)
+        else pa.nulls(len(a.data), _LARGE)
+    )
     out = pc.if_else(pa.array(inside), values, "")
     return _string(ctx, a, pc.if_else(a.data.is_valid(), out, a.data))
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import torch
 
 from common.sql import types as T
@@ -98,7 +97,12 @@ def date_add(ctx: Ctx, node, args):
 @kernel("datediff")
 def datediff(ctx: Ctx, node, args):
     end, start = args
-    return Vec(T.INT, (end.data - start.data).to(torch.int32), and_masks(end.valid, start.valid), ctx.strict_err(args))
+    return Vec(
+        T.INT,
+        (end.data - start.data).to(torch.int32),
+        and_masks(end.valid, start.valid),
+        ctx.strict_err(args),
+    )
 
 
 @kernel("date_trunc")
@@ -106,8 +110,14 @@ def date_trunc(ctx: Ctx, node, args):
     (a,) = args
     micros = a.data
     unit = node.params["unit"]
-    fixed = {"microsecond": 1, "millisecond": 1000, "second": _MICROS, "minute": 60 * _MICROS,
-             "hour": 3600 * _MICROS, "day": _MICROS_PER_DAY}
+    fixed = {
+        "microsecond": 1,
+        "millisecond": 1000,
+        "second": _MICROS,
+        "minute": 60 * _MICROS,
+        "hour": 3600 * _MICROS,
+        "day": _MICROS_PER_DAY,
+    }
     if unit in fixed:
         step = fixed[unit]
         out = torch.div(micros, step, rounding_mode="floor") * step
@@ -188,7 +198,9 @@ def _date_text(days: np.ndarray) -> np.ndarray:
     year, month, day = days_to_civil(np.asarray(days))
     sign = np.where(year > 9999, "+", np.where(year < 0, "-", "")).astype(np.dtypes.StringDType())
     S = np.strings
-    return S.add(S.add(S.add(S.add(sign, _digits(year, 4)), "-"), S.add(_digits(month, 2), "-")), _digits(day, 2))
+    return S.add(
+        S.add(S.add(S.add(sign, _digits(year, 4)), "-"), S.add(_digits(month, 2), "-")), _digits(day, 2)
+    )
 
 
 def format_date(days: np.ndarray) -> pa.Array:
@@ -204,8 +216,10 @@ def format_timestamp(micros: np.ndarray) -> pa.Array:
     days = np.floor_divide(seconds, 86400)
     in_day = seconds - days * 86400
     S = np.strings
-    clock = S.add(S.add(S.add(_digits(in_day // 3600, 2), ":"), S.add(_digits(in_day // 60 % 60, 2), ":")),
-                  _digits(in_day % 60, 2))
+    clock = S.add(
+        S.add(S.add(_digits(in_day // 3600, 2), ":"), S.add(_digits(in_day // 60 % 60, 2), ":")),
+        _digits(in_day % 60, 2),
+    )
     digits = S.rstrip(_digits(fraction, 6), "0")
     tail = np.where(fraction > 0, S.add(".", digits), "").astype(np.dtypes.StringDType())
     text = S.add(S.add(S.add(_date_text(days), " "), clock), tail)

@@ -31,8 +31,16 @@ _REFUSED_ESCAPES = {
     "G": r"\G",
     "Z": r"\Z",
     "k": r"\k<name> backreference",
-    "h": r"\h", "H": r"\H", "v": r"\v", "V": r"\V", "R": r"\R", "X": r"\X", "N": r"\N",
-    "e": r"\e", "c": r"\c (control character)", "0": r"\0 (octal escape)",
+    "h": r"\h",
+    "H": r"\H",
+    "v": r"\v",
+    "V": r"\V",
+    "R": r"\R",
+    "X": r"\X",
+    "N": r"\N",
+    "e": r"\e",
+    "c": r"\c (control character)",
+    "0": r"\0 (octal escape)",
 }
 
 
@@ -73,8 +81,13 @@ def translate_pattern(java: str, sql: str, function: str, group: int | None = No
                     out.append("(?:")
                     i += 3
                     continue
-                construct = {"(?=": "lookahead (?=", "(?!": "negative lookahead (?!", "(?<=": "lookbehind (?<=",
-                             "(?<!": "negative lookbehind (?<!", "(?>": "atomic group (?>"}
+                construct = {
+                    "(?=": "lookahead (?=",
+                    "(?!": "negative lookahead (?!",
+                    "(?<=": "lookbehind (?<=",
+                    "(?<!": "negative lookbehind (?<!",
+                    "(?>": "atomic group (?>",
+                }
                 for prefix, name in construct.items():
                     if java.startswith(prefix, i):
                         raise _refuse(sql, name)
@@ -92,8 +105,11 @@ def translate_pattern(java: str, sql: str, function: str, group: int | None = No
         if ch == "$":
             end_ok = i == n - 1 and (function == "rlike" or (function == "regexp_extract" and group != 0))
             if not end_ok:
-                raise _refuse(sql, "$ here (Java's $ also matches before a final line terminator); "
-                                   "it is accepted only at the end of a pattern in rlike or regexp_extract of a group")
+                raise _refuse(
+                    sql,
+                    "$ here (Java's $ also matches before a final line terminator); "
+                    "it is accepted only at the end of a pattern in rlike or regexp_extract of a group",
+                )
             out.append(_END)
             i += 1
             continue
@@ -116,7 +132,9 @@ def translate_pattern(java: str, sql: str, function: str, group: int | None = No
         i += 1
     if function == "regexp_extract":
         if group is not None and not 0 <= group <= groups:
-            raise SqlCompileError(f"`{sql}`: regexp_extract's group {group} does not exist; the regex has {groups} group(s)")
+            raise SqlCompileError(
+                f"`{sql}`: regexp_extract's group {group} does not exist; the regex has {groups} group(s)"
+            )
         if group == 0:
             out = ["(?P<g0>", *out, ")"]
     re2 = "".join(out)
@@ -207,10 +225,14 @@ def translate_replacement(java: str, sql: str, groups: int) -> str:
         elif ch == "$":
             match = re.match(r"\$(\d)(\d?)", java[i:])
             if match is None or match.group(2):
-                raise SqlCompileError(f"`{sql}`: the replacement's $ must be followed by one group digit ($0..$9)")
+                raise SqlCompileError(
+                    f"`{sql}`: the replacement's $ must be followed by one group digit ($0..$9)"
+                )
             if int(match.group(1)) > groups:
-                raise SqlCompileError(f"`{sql}`: the replacement refers to group {match.group(1)} but the regex has "
-                                      f"{groups} (Spark fails every matching row)")
+                raise SqlCompileError(
+                    f"`{sql}`: the replacement refers to group {match.group(1)} but the regex has "
+                    f"{groups} (Spark fails every matching row)"
+                )
             out.append("\\" + match.group(1))
             i += 2
         else:

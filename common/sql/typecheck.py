@@ -12,8 +12,8 @@ the driver when a bundle loads.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Mapping
 from decimal import Decimal
-from typing import Callable, Mapping
 
 import sqlglot
 from sqlglot import exp
@@ -53,15 +53,33 @@ NON_DETERMINISTIC = {
     "input_file_block_length": "names the file a row came from",
 }
 _DATE_TRUNC_UNITS = {
-    "YEAR": "year", "YYYY": "year", "YY": "year", "QUARTER": "quarter", "MONTH": "month", "MM": "month",
-    "MON": "month", "WEEK": "week", "DAY": "day", "DD": "day", "HOUR": "hour", "MINUTE": "minute",
-    "SECOND": "second", "MILLISECOND": "millisecond", "MICROSECOND": "microsecond",
+    "YEAR": "year",
+    "YYYY": "year",
+    "YY": "year",
+    "QUARTER": "quarter",
+    "MONTH": "month",
+    "MM": "month",
+    "MON": "month",
+    "WEEK": "week",
+    "DAY": "day",
+    "DD": "day",
+    "HOUR": "hour",
+    "MINUTE": "minute",
+    "SECOND": "second",
+    "MILLISECOND": "millisecond",
+    "MICROSECOND": "microsecond",
 }
 _CAST_TARGETS = {
-    exp.DataType.Type.INT: T.INT, exp.DataType.Type.BIGINT: T.BIGINT, exp.DataType.Type.FLOAT: T.FLOAT,
-    exp.DataType.Type.DOUBLE: T.DOUBLE, exp.DataType.Type.TEXT: T.STRING, exp.DataType.Type.BOOLEAN: T.BOOLEAN,
-    exp.DataType.Type.DATE: T.DATE, exp.DataType.Type.TIMESTAMPTZ: T.TIMESTAMP,
-    exp.DataType.Type.TIMESTAMP: T.TIMESTAMP, exp.DataType.Type.DECIMAL: T.DECIMAL,
+    exp.DataType.Type.INT: T.INT,
+    exp.DataType.Type.BIGINT: T.BIGINT,
+    exp.DataType.Type.FLOAT: T.FLOAT,
+    exp.DataType.Type.DOUBLE: T.DOUBLE,
+    exp.DataType.Type.TEXT: T.STRING,
+    exp.DataType.Type.BOOLEAN: T.BOOLEAN,
+    exp.DataType.Type.DATE: T.DATE,
+    exp.DataType.Type.TIMESTAMPTZ: T.TIMESTAMP,
+    exp.DataType.Type.TIMESTAMP: T.TIMESTAMP,
+    exp.DataType.Type.DECIMAL: T.DECIMAL,
 }
 # Casts the compiler reproduces (source -> targets); others are refused.
 _CASTS = {
@@ -71,19 +89,75 @@ _CASTS = {
     T.DATE: {T.STRING, T.DATE, T.TIMESTAMP},
     T.TIMESTAMP: {T.STRING, T.DATE, T.TIMESTAMP},
 }
-_COMPARISONS = {exp.EQ: "eq", exp.NEQ: "neq", exp.GT: "gt", exp.GTE: "gte", exp.LT: "lt", exp.LTE: "lte",
-                exp.NullSafeEQ: "eq_null_safe"}
+_COMPARISONS = {
+    exp.EQ: "eq",
+    exp.NEQ: "neq",
+    exp.GT: "gt",
+    exp.GTE: "gte",
+    exp.LT: "lt",
+    exp.LTE: "lte",
+    exp.NullSafeEQ: "eq_null_safe",
+}
 _ARITHMETIC = {exp.Add: "add", exp.Sub: "sub", exp.Mul: "mul", exp.Mod: "mod"}
 
 
 # Ops that are null whenever an argument is (Spark's NullIntolerant), folded at compile time as
 # Spark's optimizer folds them, so that an error in a sibling argument is never raised.
 _NULL_INTOLERANT = {
-    "add", "sub", "mul", "divide", "int_divide", "mod", "pmod", "neg", "abs", "sign", "sqrt", "exp", "expm1", "ln",
-    "log10", "log2", "log1p", "log_base", "pow", "floor", "ceil", "round", "eq", "neq", "lt", "lte", "gt", "gte",
-    "not", "cast", "lower", "upper", "length", "trim", "substring", "pad", "replace", "startswith", "endswith",
-    "contains", "instr", "split_part", "rlike", "regexp_extract", "regexp_replace", "date_part", "time_part",
-    "date_add", "datediff", "date_trunc", "unix_timestamp", "from_utc_timestamp", "to_utc_timestamp", "crc32",
+    "add",
+    "sub",
+    "mul",
+    "divide",
+    "int_divide",
+    "mod",
+    "pmod",
+    "neg",
+    "abs",
+    "sign",
+    "sqrt",
+    "exp",
+    "expm1",
+    "ln",
+    "log10",
+    "log2",
+    "log1p",
+    "log_base",
+    "pow",
+    "floor",
+    "ceil",
+    "round",
+    "eq",
+    "neq",
+    "lt",
+    "lte",
+    "gt",
+    "gte",
+    "not",
+    "cast",
+    "lower",
+    "upper",
+    "length",
+    "trim",
+    "substring",
+    "pad",
+    "replace",
+    "startswith",
+    "endswith",
+    "contains",
+    "instr",
+    "split_part",
+    "rlike",
+    "regexp_extract",
+    "regexp_replace",
+    "date_part",
+    "time_part",
+    "date_add",
+    "datediff",
+    "date_trunc",
+    "unix_timestamp",
+    "from_utc_timestamp",
+    "to_utc_timestamp",
+    "crc32",
 }
 
 
@@ -173,7 +247,9 @@ class _Checker:
                 if node.op in _NULL_INTOLERANT and any(_is_null(a) for a in node.args):
                     return lit(None, node.type)  # Spark's NullPropagation: nothing else is evaluated
                 return node
-        raise SqlCompileError(f"unsupported syntax `{_sql(e)}` ({type(e).__name__}); supported: {supported()}")
+        raise SqlCompileError(
+            f"unsupported syntax `{_sql(e)}` ({type(e).__name__}); supported: {supported()}"
+        )
 
     def nodes(self, es) -> list[Node]:
         return [self.node(e) for e in es]
@@ -189,7 +265,9 @@ class _Checker:
         if node.type == T.DECIMAL:
             return self._decimal_literal_as(node, target, sql)
         if target not in _CASTS.get(node.type, ()):
-            raise SqlCompileError(f"`{sql}`: cannot cast {node.type} to {target}; supported casts: {_cast_list()}")
+            raise SqlCompileError(
+                f"`{sql}`: cannot cast {node.type} to {target}; supported casts: {_cast_list()}"
+            )
         if node.op == "cast" and _upcast(node.args[0].type, node.type) and _upcast(node.type, target):
             node = node.args[0]  # Spark's optimizer drops the middle of int -> float -> double
         return Node("cast", target, (node,), {"mode": mode or self.cast_mode})
@@ -229,7 +307,12 @@ class _Checker:
 
     def numeric(self, node: Node, sql: str, what: str) -> Node:
         if node.type not in T.NUMERIC + (T.DECIMAL, T.VOID):
-            raise SqlCompileError(f"`{sql}`: {what} needs a number, got {node.type}")
+            hint = (
+                "; CAST it (Spark reads a string as a double with ANSI off, a bigint with it on)"
+                if node.type == T.STRING
+                else ""
+            )
+            raise SqlCompileError(f"`{sql}`: {what} needs a number, got {node.type}{hint}")
         return node
 
     def literal_value(self, node: Node, sql: str, what: str, typ: tuple[str, ...]):
@@ -247,7 +330,9 @@ class _Checker:
 
     def column(self, e: exp.Column) -> Node:
         if e.table:
-            raise SqlCompileError(f"`{_sql(e)}`: qualified names are not supported; backquote a name with dots")
+            raise SqlCompileError(
+                f"`{_sql(e)}`: qualified names are not supported; backquote a name with dots"
+            )
         name = e.name
         if name not in self.columns:
             if not e.this.quoted and name.lower() in NON_DETERMINISTIC:
@@ -302,7 +387,9 @@ class _Checker:
         left, right = self.node(e.this), self.node(e.expression)
         for side in (left, right):
             if side.type not in T.INTEGRAL + (T.VOID,):
-                raise SqlCompileError(f"`{_sql(e)}`: div needs int or bigint operands, got {side.type}; CAST them")
+                raise SqlCompileError(
+                    f"`{_sql(e)}`: div needs int or bigint operands, got {side.type}; CAST them"
+                )
         left, right = self.cast(left, T.BIGINT, _sql(e)), self.cast(right, T.BIGINT, _sql(e))
         return Node("int_divide", T.BIGINT, (left, right), {"ansi": self.ansi})
 
@@ -344,7 +431,9 @@ class _Checker:
     def between(self, e: exp.Between) -> Node:
         value, low, high = self.node(e.this), self.node(e.args["low"]), self.node(e.args["high"])
         sql = _sql(e)
-        return Node("and", T.BOOLEAN, (self.compare("gte", value, low, sql), self.compare("lte", value, high, sql)))
+        return Node(
+            "and", T.BOOLEAN, (self.compare("gte", value, low, sql), self.compare("lte", value, high, sql))
+        )
 
     def paren(self, e: exp.Paren) -> Node:
         return self.node(e.this)
@@ -363,12 +452,14 @@ class _Checker:
         conditions, values = [], []
         for branch in e.args.get("ifs") or []:
             when = self.node(branch.this)
-            conditions.append(self.compare("eq", subject, when, sql) if subject is not None else self.boolean(when, sql))
+            conditions.append(
+                self.compare("eq", subject, when, sql) if subject is not None else self.boolean(when, sql)
+            )
             values.append(self.node(branch.args["true"]))
         default = self.node(e.args["default"]) if e.args.get("default") is not None else lit(None, T.VOID)
         typ = self.common([*values, default], sql, "CASE")
         values = [self.cast(v, typ, sql) for v in (*values, default)]
-        args = [x for pair in zip(conditions, values) for x in pair] + [values[-1]]
+        args = [x for pair in zip(conditions, values, strict=False) for x in pair] + [values[-1]]
         return Node("case", typ, tuple(args))
 
     def if_(self, e: exp.If) -> Node:
@@ -384,8 +475,10 @@ class _Checker:
         to: exp.DataType = e.args["to"]
         target = _CAST_TARGETS.get(to.this)
         if target is None or to.expressions and target != T.DECIMAL:
-            raise SqlCompileError(f"`{sql}`: cannot cast to {to.sql(dialect='spark')}; supported targets: "
-                                  "int, bigint, float, double, string, boolean, date, timestamp")
+            raise SqlCompileError(
+                f"`{sql}`: cannot cast to {to.sql(dialect='spark')}; supported targets: "
+                "int, bigint, float, double, string, boolean, date, timestamp"
+            )
         child = self.node(e.this)
         if target == T.DECIMAL:
             raise _decimal(sql)
@@ -409,7 +502,8 @@ class _Checker:
     def call_named(self, name: str, raw_args: list, sql: str) -> Node:
         if name in NON_DETERMINISTIC:
             raise SqlCompileError(
-                f"`{sql}`: {name} is non-deterministic (it {NON_DETERMINISTIC[name]}), so Spark and the compiled "
+                f"`{sql}`: {name} is non-deterministic (it {NON_DETERMINISTIC[name]}), so Spark and the "
+                "compiled "
                 "side would disagree by design; compute it before the job or pass it in as a column"
             )
         rule = FUNCTIONS.get(name)
@@ -428,7 +522,9 @@ class _Checker:
             if chars is None:
                 return lit(None, T.STRING)
         op = {"BOTH": "trim", "LEADING": "ltrim", "TRAILING": "rtrim"}[position]
-        return Node("trim", T.STRING, (self.string_arg(self.node(e.this), sql),), {"side": op, "chars": chars})
+        return Node(
+            "trim", T.STRING, (self.string_arg(self.node(e.this), sql),), {"side": op, "chars": chars}
+        )
 
     def substring(self, e: exp.Substring) -> Node:
         args = [self.node(e.this), self.node(e.args["start"])]
@@ -520,7 +616,10 @@ def _cast_list() -> str:
 
 def supported() -> str:
     """The supported functions and operators, for error messages and the README."""
-    operators = "+ - * / % div, unary -, = <> != < <= > >= <=>, AND OR NOT, IS [NOT] NULL, IN, BETWEEN, CASE, CAST, try_cast"
+    operators = (
+        "+ - * / % div, unary -, = <> != < <= > >= <=>, AND OR NOT, IS [NOT] NULL, IN, BETWEEN, CASE, "
+        "CAST, try_cast"
+    )
     return f"{operators}, {', '.join(sorted(FUNCTIONS))}"
 
 

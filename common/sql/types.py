@@ -47,7 +47,12 @@ def sql_type_of_arrow(typ: pa.DataType) -> str | None:
     """Spark's type for an input column of this Arrow type, or None when the compiler has none."""
     if pa.types.is_dictionary(typ):
         typ = typ.value_type
-    for sql, arrow in ((INT, pa.int32()), (BIGINT, pa.int64()), (FLOAT, pa.float32()), (DOUBLE, pa.float64())):
+    for sql, arrow in (
+        (INT, pa.int32()),
+        (BIGINT, pa.int64()),
+        (FLOAT, pa.float32()),
+        (DOUBLE, pa.float64()),
+    ):
         if typ == arrow:
             return sql
     if pa.types.is_string(typ) or pa.types.is_large_string(typ) or pa.types.is_string_view(typ):

@@ -9,8 +9,9 @@ row whose error sits in an untaken CASE branch, or behind a false AND, raises no
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -98,7 +99,9 @@ class Ctx:
             out = err if out is None else torch.where(out != 0, out, err)
         return out
 
-    def raise_where(self, err: torch.Tensor | None, mask: torch.Tensor, error_class: str) -> torch.Tensor | None:
+    def raise_where(
+        self, err: torch.Tensor | None, mask: torch.Tensor, error_class: str
+    ) -> torch.Tensor | None:
         """Adds ``error_class`` on ``mask`` rows that have no earlier error."""
         from common.sql.errors import ERROR_CODE
 
@@ -155,8 +158,12 @@ class Ctx:
             if typ == T.VOID:
                 typ = T.INT
             if typ == T.STRING:
-                return Vec(T.STRING, pa.nulls(self.rows, pa.large_string()) if value is None
-                           else pa.repeat(pa.scalar(value, pa.large_string()), self.rows))
+                return Vec(
+                    T.STRING,
+                    pa.nulls(self.rows, pa.large_string())
+                    if value is None
+                    else pa.repeat(pa.scalar(value, pa.large_string()), self.rows),
+                )
         dtype = getattr(torch, T.TORCH_DTYPES[typ])
         if value is None:
             zeros = torch.zeros(self.rows, dtype=dtype, device=self.device)
@@ -173,7 +180,11 @@ class Ctx:
         mask = None if v.valid is None else ~self.to_host(v.valid)
         if v.type in (T.DATE, T.TIMESTAMP):
             raw = pa.array(values, mask=mask)
-            return raw.view(T.ARROW_TYPES[v.type]) if raw.null_count == 0 else pc.cast(raw, T.ARROW_TYPES[v.type])
+            return (
+                raw.view(T.ARROW_TYPES[v.type])
+                if raw.null_count == 0
+                else pc.cast(raw, T.ARROW_TYPES[v.type])
+            )
         return pa.array(values, mask=mask, type=T.ARROW_TYPES[v.type])
 
     def tensor_vec(self, typ: str, data: torch.Tensor, valid=None, err=None) -> Vec:
