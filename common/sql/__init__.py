@@ -18,7 +18,7 @@ import pyarrow as pa
 from common.sql import types as T
 from common.sql.errors import ERROR_CLASSES, SqlCompileError, SqlRuntimeError
 from common.sql.nodes import Node
-from common.sql.typecheck import check, parse, referenced_columns, supported
+from common.sql.typecheck import check, parse, referenced_columns, supported, validate_static
 
 if TYPE_CHECKING:
     import torch
@@ -30,6 +30,7 @@ __all__ = [
     "compile_sql",
     "referenced_columns",
     "supported",
+    "validate_static",
 ]
 
 
@@ -111,5 +112,9 @@ def compile_sql(text: str, schema: Mapping[str, pa.DataType | str], ansi: bool) 
                 "float64, string, bool, date and timestamp (with a time zone) columns"
             )
     tree = check(text, {n: t for n, t in types.items() if not t.startswith("unsupported:")}, ansi, parsed)
+    from common.sql.evaluate import fold_constants  # torch: only when there is something to fold
+
+    if any(n.op not in ("literal", "column") and all(a.op == "literal" for a in n.args) for n in tree.walk()):
+        tree = fold_constants(tree)
     columns = {n.params["name"]: n.type for n in tree.walk() if n.op == "column"}
     return CompiledSql(text=text, ansi=ansi, tree=tree, columns=columns)

@@ -360,19 +360,20 @@ def select(ctx: Ctx, mask: torch.Tensor, a: Vec, b: Vec) -> Vec:
 def case(ctx: Ctx, node, args):
     *pairs, default = args
     conditions, values = pairs[0::2], pairs[1::2]
-    chosen = torch.full((ctx.rows,), len(values), dtype=torch.int64, device=ctx.device)
-    undecided = torch.ones(ctx.rows, dtype=torch.bool, device=ctx.device)
-    err_pairs = []
-    for k, cond in enumerate(conditions):
-        err_pairs.append((cond.err, undecided.clone()))
-        hit = undecided & ctx.ok(cond) & cond.data
-        chosen = torch.where(hit, torch.full_like(chosen, k), chosen)
-        undecided = undecided & ~hit & (cond.err == 0 if cond.err is not None else True)
+    hits = [cond.data if cond.valid is None else cond.data & cond.valid for cond in conditions]
     out = default
-    for k in range(len(values) - 1, -1, -1):
-        out = select(ctx, chosen == k, values[k], out)
-    for k, v in enumerate([*values, default]):
-        err_pairs.append((v.err, (chosen == k) & undecided if k == len(values) else chosen == k))
+    for k in range(len(values) - 1, -1, -1):  # from the last branch back: the first true one wins
+        out = select(ctx, hits[k], values[k], out)
+    if all(a.err is None for a in args):
+        return out
+    # errors: condition k is evaluated while no earlier one was true; a value only where chosen
+    err_pairs, undecided = [], torch.ones(ctx.rows, dtype=torch.bool, device=ctx.device)
+    for cond, value, hit in zip(conditions, values, hits, strict=True):
+        err_pairs.append((cond.err, undecided))
+        clean = undecided if cond.err is None else undecided & (cond.err == 0)
+        err_pairs.append((value.err, clean & hit))
+        undecided = clean & ~hit
+    err_pairs.append((default.err, undecided))
     out.err = ctx.errors(*err_pairs)
     return out
 

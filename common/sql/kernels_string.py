@@ -55,6 +55,8 @@ def _special_cased(direction: str) -> str:
 def change_case(ctx: Ctx, node, args):
     (a,) = args
     arr = a.data
+    if pc.all(pc.string_is_ascii(arr)).as_py() is not False:  # ASCII (or no row): no special case
+        return _string(ctx, a, pc.ascii_upper(arr) if node.op == "upper" else pc.ascii_lower(arr))
     out = pc.utf8_upper(arr) if node.op == "upper" else pc.utf8_lower(arr)
     special = pc.fill_null(pc.match_substring_regex(arr, _special_cased(node.op)), False)
     rows = np.flatnonzero(special.to_numpy(zero_copy_only=False))

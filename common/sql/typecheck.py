@@ -188,6 +188,36 @@ def check(text: str, columns: Mapping[str, str], ansi: bool, tree: exp.Expressio
     return node
 
 
+def validate_static(text: str) -> exp.Expression:
+    """The checks that need no column types, for bundle load: syntax, unsupported and
+    non-deterministic functions, regex patterns. Returns the parsed tree."""
+    tree = parse(text)
+    for node in tree.walk():
+        if isinstance(node, exp.Anonymous):
+            name = str(node.this).lower()
+            sql = _sql(node)
+            if name in NON_DETERMINISTIC:
+                _Checker({}, True).call_named(name, [], sql)  # raises, with the reason
+            if name not in FUNCTIONS:
+                raise SqlCompileError(f"`{sql}`: unsupported function {name}; supported: {supported()}")
+            pattern = node.expressions[1] if len(node.expressions) > 1 else None
+            if name in _REGEX_FUNCTIONS and isinstance(pattern, exp.Literal) and pattern.is_string:
+                translate_pattern(pattern.this, sql, _REGEX_FUNCTIONS[name])
+        elif isinstance(node, exp.RegexpLike) and isinstance(node.expression, exp.Literal):
+            translate_pattern(node.expression.this, _sql(node), "rlike")
+        elif isinstance(node, exp.Column) and not node.this.quoted and node.name.lower() in NON_DETERMINISTIC:
+            _Checker({}, True).call_named(node.name.lower(), [], _sql(node))
+    return tree
+
+
+_REGEX_FUNCTIONS = {
+    "rlike": "rlike",
+    "regexp": "rlike",
+    "regexp_like": "rlike",
+    "regexp_replace": "regexp_replace",
+}
+
+
 def referenced_columns(text: str | exp.Expression) -> list[str]:
     """The column names ``text`` reads, in first-use order (no typing: for dependency order)."""
     tree = parse(text) if isinstance(text, str) else text
@@ -623,4 +653,5 @@ def supported() -> str:
     return f"{operators}, {', '.join(sorted(FUNCTIONS))}"
 
 
-from common.sql.functions import FUNCTIONS  # noqa: E402  (the function table needs _Checker's helpers)
+from common.sql.functions import FUNCTIONS  # noqa: E402
+from common.sql.regex import translate_pattern  # noqa: E402  (the function table needs _Checker's helpers)

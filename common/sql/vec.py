@@ -56,6 +56,7 @@ class Ctx:
     def __init__(self, rows: int, device: torch.device):
         self.rows = rows
         self.device = device
+        self._all_valid = torch.ones(1, dtype=torch.bool, device=device).expand(rows)
 
     # ---- masks -------------------------------------------------------------------------------
 
@@ -63,10 +64,10 @@ class Ctx:
         if v.type == T.STRING:
             arr = v.data
             if arr.null_count == 0:
-                return torch.ones(self.rows, dtype=torch.bool, device=self.device)
+                return self._all_valid
             return self.from_host(arr.is_valid().to_numpy(zero_copy_only=False))
         if v.valid is None:
-            return torch.ones(self.rows, dtype=torch.bool, device=self.device)
+            return self._all_valid  # a read-only view: callers combine masks, never write to them
         return v.valid
 
     def ok(self, v: Vec) -> torch.Tensor:
@@ -81,7 +82,7 @@ class Ctx:
         return torch.from_numpy(array).to(self.device)
 
     def to_host(self, tensor: torch.Tensor) -> np.ndarray:
-        return tensor.detach().cpu().numpy()
+        return np.ascontiguousarray(tensor.detach().cpu().numpy())
 
     def arrow_mask(self, mask: torch.Tensor) -> pa.Array:
         return pa.array(self.to_host(mask), type=pa.bool_())
@@ -165,12 +166,13 @@ class Ctx:
                     else pa.repeat(pa.scalar(value, pa.large_string()), self.rows),
                 )
         dtype = getattr(torch, T.TORCH_DTYPES[typ])
+        # one element broadcast to every row (a stride-0 view: no memory per row)
         if value is None:
-            zeros = torch.zeros(self.rows, dtype=dtype, device=self.device)
-            return Vec(typ, zeros, torch.zeros(self.rows, dtype=torch.bool, device=self.device))
+            zeros = torch.zeros(1, dtype=dtype, device=self.device).expand(self.rows)
+            return Vec(typ, zeros, torch.zeros(1, dtype=torch.bool, device=self.device).expand(self.rows))
         if typ == T.DATE:
             value = (value - _EPOCH).days if not isinstance(value, int) else value
-        return Vec(typ, torch.full((self.rows,), value, dtype=dtype, device=self.device))
+        return Vec(typ, torch.full((1,), value, dtype=dtype, device=self.device).expand(self.rows))
 
     def to_arrow(self, v: Vec) -> pa.Array:
         """The Vec as an Arrow array of its Spark type's Arrow type (strings as ``string``)."""
