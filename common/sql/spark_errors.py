@@ -8,7 +8,7 @@ names the transform. No pyspark import: the exception is read by duck typing.
 from __future__ import annotations
 
 import re
-from typing import Iterable
+from collections.abc import Iterable
 
 from common.sql.errors import ERROR_CLASSES, runtime_error_line
 
