@@ -91,6 +91,7 @@ STRINGS = [
     "abc\n",
     "a.b",
     "2021-1-1",
+    "0x1.8p1",
 ]
 BOOLS = [True, False, None]
 DATES = [

@@ -224,6 +224,9 @@ _SPECIAL_FLOATS = {
 }
 
 
+_HEX_FLOAT = r"^[+-]?0[xX]([0-9a-fA-F]+\.?[0-9a-fA-F]*|\.[0-9a-fA-F]+)[pP][+-]?\d+[fFdD]?$"
+
+
 def _parse_fractional(ctx: Ctx, a: Vec, text: pa.Array, dst: str, mode: str) -> Vec:
     # Java's Double.parseDouble grammar (decimal forms; an f/d suffix allowed), then Spark's names
     decimal = pc.fill_null(
@@ -238,8 +241,14 @@ def _parse_fractional(ctx: Ctx, a: Vec, text: pa.Array, dst: str, mode: str) -> 
     named = pc.replace_substring_regex(named, r"infinity", "inf")
     source = pc.if_else(decimal, number, pc.if_else(special, named, "0"))
     arrow = pa.float32() if dst == T.FLOAT else pa.float64()
-    values = pc.cast(pc.fill_null(source, "0"), arrow).to_numpy(zero_copy_only=False)
+    values = pc.cast(pc.fill_null(source, "0"), arrow).to_numpy(zero_copy_only=False).copy()
     good = pc.or_(decimal, pc.fill_null(special, False))
+    hexadecimal = pc.fill_null(pc.match_substring_regex(text, _HEX_FLOAT), False)
+    rows = np.flatnonzero(hexadecimal.to_numpy(zero_copy_only=False))
+    if rows.size:  # Java's hexadecimal floats (0x1p3): rare, so Python's float.fromhex on those rows
+        texts = pc.replace_substring_regex(text.take(pa.array(rows)), r"[fFdD]$", "").to_pylist()
+        values[rows] = np.array([float.fromhex(t) for t in texts], dtype=values.dtype)
+        good = pc.or_(good, hexadecimal)
     return _parsed(ctx, a, ctx.from_host(values), good, dst, mode)
 
 
