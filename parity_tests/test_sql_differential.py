@@ -53,7 +53,8 @@ def _compare(spark, pairs, interpreted: bool):
         f"\nsql differential: {outcome.cases} expressions, {outcome.rows_compared} rows compared, "
         f"{outcome.error_classes_checked} error classes checked, "
         f"max ULPs {dict(sorted(outcome.max_ulps.items()))}, "
-        f"{len(outcome.java_digit_choices)} Java 17 digit choices, e.g. {sorted(set(outcome.java_digit_choices))[:4]}"
+        f"{len(outcome.java_digit_choices)} Java 17 digit choices, "
+        f"e.g. {sorted(set(outcome.java_digit_choices))[:4]}"
     )
     return outcome
 
