@@ -28,9 +28,12 @@ class SqlRuntimeError(BatchPredictError):
         error_class: Spark's error class, e.g. ``DIVIDE_BY_ZERO``.
     """
 
-    def __init__(self, message: str, error_class: str):
+    def __init__(self, message: str, error_class: str = ""):
         super().__init__(message)
         self.error_class = error_class
+
+    def __reduce__(self):  # crosses process boundaries (Ray, Spark workers) with its class intact
+        return (type(self), (self.args[0], self.error_class))
 
 
 def runtime_error_line(output: str, expr: str, error_class: str) -> str:

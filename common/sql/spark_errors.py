@@ -17,12 +17,14 @@ ANSI_CLASSES = set(ERROR_CLASSES[1:]) | {"INVALID_INDEX_OF_ZERO", "NUMERIC_VALUE
 
 def ansi_error_class(error: BaseException) -> str | None:
     """Spark's error class when ``error`` (or its message) is an ANSI runtime error, else None."""
-    condition = getattr(error, "getCondition", lambda: None)()
-    if not condition:
-        match = re.search(r"\[([A-Z_]+)(?:\.[A-Z_]+)?\]", str(error))
-        condition = match.group(1) if match else None
-    condition = condition.split(".")[0] if condition else None
-    return condition if condition in ANSI_CLASSES else None
+    condition = (getattr(error, "getCondition", lambda: None)() or "").split(".")[0]
+    if condition in ANSI_CLASSES:
+        return condition
+    # a failed job wraps the task's error: the first ANSI class named anywhere in the message
+    for name in re.findall(r"\[([A-Z_]+)(?:\.[A-Z_]+)?\]", str(error)):
+        if name in ANSI_CLASSES:
+            return name
+    return None
 
 
 def sql_error_line(error: BaseException, transforms: Iterable[tuple[str, str]]) -> str | None:
