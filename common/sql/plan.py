@@ -7,7 +7,8 @@ here, before any engine starts: one BundleError line, exit code 2, nothing publi
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import pyarrow as pa
 
