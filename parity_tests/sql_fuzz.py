@@ -21,6 +21,8 @@ import pyarrow as pa
 
 from common.sql import SqlCompileError, compile_sql
 from common.sql.errors import ERROR_CLASSES
+from common.sql.typecheck import check
+from common.sql.types import sql_type_of_arrow
 
 # Declared and kept as small as measured (README: "Spark SQL expressions", transcendental functions).
 ULP_BUDGET = {"exp": 1, "expm1": 1, "ln": 1, "log": 2, "log10": 1, "log2": 2, "log1p": 1, "pow": 1}
@@ -463,7 +465,8 @@ def compile_case(expr: str, ansi: bool, table: pa.Table) -> Case:
     case = Case(expr, ansi)
     compiled = compile_sql(expr, schema, ansi)
     case.spark_type = compiled.spark_type
-    tree = compiled.tree
+    sql_types = {n: sql_type_of_arrow(t) for n, t in schema.items()}
+    tree = check(expr, {n: t for n, t in sql_types.items() if t}, ansi)  # the root before constant folding
     if tree.op == "cast" and tree.type == "string" and tree.args[0].type in ("double", "float"):
         case.java_digits = tree.args[0].type
     ctx, result = compiled.evaluate_rows({n: table[n] for n in compiled.columns}, table.num_rows)
