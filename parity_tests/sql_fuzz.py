@@ -109,7 +109,7 @@ DATES = [
     dt.date(2026, 12, 28),
     None,
 ]
-_UTC = dt.timezone.utc
+_UTC = dt.UTC
 TIMESTAMPS = [
     dt.datetime(2021, 3, 14, 6, 59, 59, tzinfo=_UTC),
     dt.datetime(2021, 3, 14, 7, 0, 0, tzinfo=_UTC),

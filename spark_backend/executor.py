@@ -24,6 +24,8 @@ from common.run.output import scratch_dir
 from common.run.result import EngineRun, note_device, noted_devices
 from common.spec.bundle import Bundle
 from common.spec.job import Job
+from common.sql import SqlRuntimeError
+from common.sql.spark_errors import ansi_error_class, sql_error_line
 from spark_backend.settings import SparkSettings
 from spark_backend.transforms import apply_transforms
 
@@ -176,11 +178,19 @@ def task_device(wanted: str, context=None) -> str:
 def run(job: Job, bundle: Bundle, inputs: InputInfo, stage: Path, settings: SparkSettings) -> EngineRun:
     session, startup = get_session(settings)
     _set_runtime_conf(session, "spark.sql.execution.arrow.maxRecordsPerBatch", str(bundle.batch_size))
+    _set_runtime_conf(session, "spark.sql.ansi.enabled", "true" if bundle.sql_ansi else "false")
     df = read_input(session, inputs)
     policy = error_policy(job, scratch_dir(stage))
     devices = scratch_dir(stage) / "devices"
     result = predict_dataframe(df, bundle, job.passthrough_columns, settings.udf, policy, str(devices))
-    result.write.mode("errorifexists").parquet(str(stage))
+    try:
+        result.write.mode("errorifexists").parquet(str(stage))
+    except Exception as exc:  # an ANSI error in a sql transform: the compiled side's one line
+        sql = [(t.output, t.params["expr"]) for t in bundle.transforms if t.op == "sql"]
+        line = sql_error_line(exc, sql)
+        if line is None:
+            raise
+        raise SqlRuntimeError(line, ansi_error_class(exc) or "") from None
     gpus = float(session.conf.get("spark.task.resource.gpu.amount", "0") or 0)
     device = noted_devices(
         devices, "cpu" if bundle.device == "cpu" or not gpus else resolve_device(bundle.device)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pyarrow as pa
 import pytest
 
-from common.features import FeatureBatch, TensorColumn
+from common.model.features import FeatureBatch, TensorColumn
 from common.sql import SqlRuntimeError
 from common.sql.batch import apply_sql
 from common.sql.spark_errors import sql_error_line

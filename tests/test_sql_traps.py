@@ -22,7 +22,7 @@ class Raises:
     error_class: str
 
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 ROW = {
     "i_seven": (7, pa.int32()),
     "i_minus7": (-7, pa.int32()),

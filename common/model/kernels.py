@@ -236,6 +236,13 @@ def _type_error(t: Transform, typ: pa.DataType, needs: str) -> InputError:
     return InputError(f'transform {t.op} on column "{t.column}" needs {needs}, but the column is {typ}')
 
 
+def _sql(batch, t):
+    """A Spark SQL expression, compiled (``common.sql``): numbers on the batch's device."""
+    from common.sql.batch import apply_sql
+
+    apply_sql(batch, t.output, t.params["expr"], t.params["ansi"], t.input_columns())
+
+
 _KERNELS = {
     "impute": _impute,
     "log1p": _log1p,
@@ -248,4 +255,5 @@ _KERNELS = {
     "one_hot": _one_hot,
     "hash_bucket": _hash_bucket,
     "datetime_part": _datetime_part,
+    "sql": _sql,
 }

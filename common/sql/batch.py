@@ -32,7 +32,7 @@ def apply_sql(batch: Any, output: str, expr: str, ansi: bool, names: tuple[str, 
     """Evaluates ``expr`` over ``batch`` (a FeatureBatch, reading ``names``) and sets ``output``."""
     import torch
 
-    from common.features import TensorColumn
+    from common.model.features import TensorColumn
     from common.sql.evaluate import evaluate
     from common.sql.vec import Ctx, Vec
 

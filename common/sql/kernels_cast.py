@@ -284,7 +284,7 @@ def parse_timestamp(text: pa.Array) -> tuple[np.ndarray, pa.Array]:
     micros, good = _civil(pc.extract_regex(text, _named(_TIMESTAMP, fields)), with_time=True)
     time_only = pc.fill_null(pc.match_substring_regex(text, _TIME_ONLY), False)
     if pc.any(time_only).as_py():
-        today = dt.datetime.now(dt.timezone.utc).date().isoformat()
+        today = dt.datetime.now(dt.UTC).date().isoformat()
         dated = pc.binary_join_element_wise(today, pc.utf8_ltrim(text, "T"), " ")
         dated_micros, dated_good = _civil(pc.extract_regex(dated, _named(_TIMESTAMP, fields)), with_time=True)
         mask = time_only.to_numpy(zero_copy_only=False)

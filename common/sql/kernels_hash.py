@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
-from common.murmur3 import _fmix, _mix_h1, _mix_k1
+from common.model.murmur3 import _fmix, _mix_h1, _mix_k1
 from common.sql import types as T
 from common.sql.vec import Ctx, Vec, kernel
 

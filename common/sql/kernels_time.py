@@ -3,7 +3,7 @@
 The session time zone is UTC (the executors fix it), so a timestamp's fields are plain integer
 arithmetic; the civil-calendar conversions are Howard Hinnant's ``days_from_civil`` and
 ``civil_from_days``, exact for every proleptic Gregorian date, as Spark's java.time. Time-zone
-shifts take their offsets from ``common.timezones`` (Java's rules, DST included) on the host.
+shifts take their offsets from ``common.model.timezones`` (Java's rules, DST included) on the host.
 """
 
 from __future__ import annotations
@@ -149,7 +149,7 @@ _FIRST, _LAST = -62135596800 + 2 * _CYCLE // 400, 253402300799 - 2 * _CYCLE // 4
 def zone_offsets(seconds: np.ndarray, zone: str) -> np.ndarray:
     """UTC offsets as Java computes them, also for instants outside the years 1..9999, which are
     moved by whole 400-year cycles into range (the zone's rules there are the same)."""
-    from common.timezones import utc_offsets
+    from common.model.timezones import utc_offsets
 
     seconds = np.asarray(seconds, dtype=np.int64)
     low = seconds < _FIRST
