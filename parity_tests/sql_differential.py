@@ -78,10 +78,10 @@ class SparkSide:
     """The trap table registered in Spark, and queries against it."""
 
     def __init__(self, spark, table: pa.Table, interpreted: bool = False):
-        logging.getLogger("SQLQueryContextLogger").setLevel(
-            logging.CRITICAL + 1
-        )  # expected errors, not noise
-        logging.getLogger("DataFrameQueryContextLogger").setLevel(logging.CRITICAL + 1)
+        from pyspark.logger import PySparkLogger
+
+        for name in ("SQLQueryContextLogger", "DataFrameQueryContextLogger"):  # expected errors: no noise
+            PySparkLogger.getLogger(name).setLevel(logging.CRITICAL + 1)
         self.spark = spark
         self.table = table
         self.conf = (

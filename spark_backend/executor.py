@@ -7,6 +7,7 @@ worker process, not per batch. Arrow batches hold the bundle's ``batch_size`` ro
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import time
@@ -175,7 +176,17 @@ def task_device(wanted: str, context=None) -> str:
     return "cpu" if wanted == "auto" else resolve_device(wanted)
 
 
+def _quiet_query_context_loggers() -> None:
+    """pyspark logs every query error as a JSON line on stderr before raising it; the runner
+    reports the error itself, as one line."""
+    from pyspark.logger import PySparkLogger
+
+    for name in ("SQLQueryContextLogger", "DataFrameQueryContextLogger"):
+        PySparkLogger.getLogger(name).setLevel(logging.CRITICAL + 1)
+
+
 def run(job: Job, bundle: Bundle, inputs: InputInfo, stage: Path, settings: SparkSettings) -> EngineRun:
+    _quiet_query_context_loggers()
     session, startup = get_session(settings)
     _set_runtime_conf(session, "spark.sql.execution.arrow.maxRecordsPerBatch", str(bundle.batch_size))
     _set_runtime_conf(session, "spark.sql.ansi.enabled", "true" if bundle.sql_ansi else "false")

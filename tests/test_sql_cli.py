@@ -57,7 +57,9 @@ def test_a_refused_expression_is_one_line_before_any_engine(tmp_path, capsys, ex
 
 @pytest.mark.parametrize("on_error", ["fail", "dead_letter"])
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_an_ansi_error_fails_the_job_with_the_same_line_on_every_backend(tmp_path, capsys, backend, on_error):
+def test_an_ansi_error_fails_the_job_with_the_same_line_on_every_backend(
+    tmp_path, capsys, engines, backend, on_error
+):
     expr = "x2 / CAST(id <> 450 AS INT)"
     job = sql_job(tmp_path, expr, on_error=on_error)
     code, err = run_cli(capsys, "run", str(job), "--backend", backend)
