@@ -2,8 +2,9 @@
 
 The label depends on amount, income, age, merchant, channel, country and the local hour, so every
 transform feeds the signal. Four ``sql`` transforms (Spark SQL expressions: a ratio, a CASE, a string
-clean-up and a date difference) run as written on Spark and compiled on Ray and the reference. Training applies the bundle's own transforms (``common.spec.transforms``)
-to the training rows, so the model learns on exactly the features it will be served.
+clean-up and a date difference) run as written on Spark and compiled on Ray and the reference.
+Training applies the bundle's own transforms (``common.spec.transforms``) to the training rows, so
+the model learns on exactly the features it will be served.
 
     python -m examples.tabular_sklearn.build [--size ROWS]
 """
