@@ -4,6 +4,7 @@ line naming the problem (and, for a function, the supported ones)."""
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 import pyarrow as pa
 import pytest
@@ -191,3 +192,53 @@ def test_the_numeric_part_runs_on_the_requested_device():
 def test_supported_lists_operators_and_functions():
     text = supported()
     assert "CASE" in text and "xxhash64" in text and "from_utc_timestamp" in text
+
+
+def test_the_sql_op_in_a_bundle_reads_its_columns_from_the_expression():
+    from common.spec.transforms import parse_transforms, required_input_columns, split_host_stage
+
+    raw = [
+        {"op": "sql", "output": "ratio", "expr": "CASE WHEN `n items` > 0 THEN amount / `n items` END"},
+        {"op": "log1p", "column": "ratio", "output": "ratio_log"},
+        {"op": "sql", "output": "label", "expr": "lower(trim(merchant))"},
+    ]
+    transforms = parse_transforms(raw, "bundle.toml")
+    assert transforms[0].input_columns() == ("n items", "amount")
+    assert transforms[0].params == {"expr": raw[0]["expr"], "ansi": True}
+    assert required_input_columns(transforms, ["ratio_log", "label"]) == ["n items", "amount", "merchant"]
+    host, rest = split_host_stage(transforms)
+    assert all(t.op != "sql" for t in host)  # sql's numbers run on the model's device
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        ({"op": "sql", "output": "x"}, 'missing field "expr"'),
+        ({"op": "sql", "expr": "a + 1"}, 'missing field "output"'),
+        ({"op": "sql", "output": "x", "expr": "a + 1", "column": "a"}, 'unknown field "column"'),
+        ({"op": "sql", "output": "x", "expr": "uuid()"}, "non-deterministic"),
+        ({"op": "sql", "output": "x", "expr": "soundex(a)"}, "unsupported function soundex"),
+    ],
+)
+def test_sql_op_fields_are_checked_when_the_bundle_loads(entry, message):
+    from common.spec.transforms import parse_transforms
+
+    with pytest.raises(BundleError, match=re.escape(message)):
+        parse_transforms([entry], "bundle.toml")
+
+
+def test_sql_ansi_is_a_bundle_field(tmp_path):
+    from common.spec.bundle import parse_bundle
+
+    raw = {
+        "kind": "python",
+        "entrypoint": "m:H",
+        "features": ["x"],
+        "outputs": {"y": "float64"},
+        "sql_ansi": False,
+        "transforms": [{"op": "sql", "output": "x", "expr": "a / b"}],
+    }
+    bundle = parse_bundle(raw, tmp_path, "bundle.toml")
+    assert bundle.sql_ansi is False and bundle.transforms[0].params["ansi"] is False
+    with pytest.raises(BundleError, match="sql_ansi"):
+        parse_bundle({**raw, "sql_ansi": "yes"}, tmp_path, "bundle.toml")
