@@ -250,6 +250,11 @@ def compare_values(ctx: Ctx, op: str, a: Vec, b: Vec) -> torch.Tensor:
         result = pc.fill_null(fn(a.data, b.data), False)
         return ctx.from_host(result.to_numpy(zero_copy_only=False))
     x, y = a.data, b.data
+    if a.type in T.FRACTIONAL and b.constant is not None and not math.isnan(b.constant[0]):
+        # against a number: IEEE comparison is Spark's, except that NaN is above every number
+        if op in ("eq", "neq", "lt", "lte"):
+            return {"eq": torch.eq, "neq": torch.ne, "lt": torch.lt, "lte": torch.le}[op](x, y)
+        return (torch.gt(x, y) if op == "gt" else torch.ge(x, y)) | torch.isnan(x)
     if a.type in T.FRACTIONAL:
         eq = _float_eq(x, y)
         if op == "eq":
@@ -345,7 +350,8 @@ def in_(ctx: Ctx, node, args):
 
 
 def select(ctx: Ctx, mask: torch.Tensor, a: Vec, b: Vec) -> Vec:
-    """Rows of ``a`` where ``mask``, else of ``b`` (values and validity; errors are the caller's)."""
+    """Rows of ``a`` where ``mask``, else of ``b`` (values and validity; errors are the caller's,
+    who returns a new Vec with them: an input Vec may be a column shared by the whole tree)."""
     if a.type == T.STRING:
         import pyarrow.compute as pc
 
@@ -374,8 +380,7 @@ def case(ctx: Ctx, node, args):
         err_pairs.append((value.err, clean & hit))
         undecided = clean & ~hit
     err_pairs.append((default.err, undecided))
-    out.err = ctx.errors(*err_pairs)
-    return out
+    return Vec(out.type, out.data, out.valid, ctx.errors(*err_pairs))
 
 
 @kernel("coalesce")
@@ -388,8 +393,7 @@ def coalesce(ctx: Ctx, node, args):
         pairs.append((a.err, still_null))
         null = ~ctx.valid(a) if a.err is None else ~ctx.valid(a) & (a.err == 0)
         still_null = null if still_null is None else still_null & null
-    out.err = ctx.errors(*pairs)
-    return out
+    return Vec(out.type, out.data, out.valid, ctx.errors(*pairs))
 
 
 @kernel("nanvl")
@@ -397,8 +401,7 @@ def nanvl(ctx: Ctx, node, args):
     a, b = args
     nan = torch.isnan(a.data) & ctx.ok(a)
     out = select(ctx, nan, b, a)
-    out.err = ctx.errors((a.err, None), (b.err, nan))
-    return out
+    return Vec(out.type, out.data, out.valid, ctx.errors((a.err, None), (b.err, nan)))
 
 
 def _greater(ctx: Ctx, a: Vec, b: Vec) -> torch.Tensor:
@@ -412,5 +415,4 @@ def extremum(ctx: Ctx, node, args):
     for a in args[1:]:  # a later value replaces only a strictly greater (smaller) one, or a null
         take = ctx.valid(a) & (~ctx.valid(out) | compare_values(ctx, op, a, out))
         out = select(ctx, take, a, out)
-    out.err = ctx.strict_err(args, lazy=False)
-    return out
+    return Vec(out.type, out.data, out.valid, ctx.strict_err(args, lazy=False))

@@ -48,6 +48,7 @@ class Vec:
     data: Any
     valid: Any = None
     err: Any = None
+    constant: tuple | None = None  # (value,) when every row holds this literal: kernels may shortcut
 
 
 class Ctx:
@@ -172,7 +173,8 @@ class Ctx:
             return Vec(typ, zeros, torch.zeros(1, dtype=torch.bool, device=self.device).expand(self.rows))
         if typ == T.DATE:
             value = (value - _EPOCH).days if not isinstance(value, int) else value
-        return Vec(typ, torch.full((1,), value, dtype=dtype, device=self.device).expand(self.rows))
+        data = torch.full((1,), value, dtype=dtype, device=self.device).expand(self.rows)
+        return Vec(typ, data, constant=(value,))
 
     def to_arrow(self, v: Vec) -> pa.Array:
         """The Vec as an Arrow array of its Spark type's Arrow type (strings as ``string``)."""
