@@ -58,7 +58,11 @@ def change_case(ctx: Ctx, node, args):
     if pc.all(pc.string_is_ascii(arr)).as_py() is not False:  # ASCII (or no row): no special case
         return _string(ctx, a, pc.ascii_upper(arr) if node.op == "upper" else pc.ascii_lower(arr))
     out = pc.utf8_upper(arr) if node.op == "upper" else pc.utf8_lower(arr)
-    special = pc.fill_null(pc.match_substring_regex(arr, _special_cased(node.op)), False)
+    if node.op == "lower":  # only İ lowers to two code points, and Σ depends on its context
+        special = pc.or_(pc.match_substring(arr, "\u0130"), pc.match_substring(arr, "\u03a3"))
+    else:
+        special = pc.match_substring_regex(arr, _special_cased("upper"))
+    special = pc.fill_null(special, False)
     rows = np.flatnonzero(special.to_numpy(zero_copy_only=False))
     if rows.size:  # a handful of rows at most in real data: Python's full mapping there
         fixed = [s.upper() if node.op == "upper" else s.lower() for s in arr.take(pa.array(rows)).to_pylist()]
