@@ -88,9 +88,9 @@ def _to_string(ctx: Ctx, a: Vec) -> Vec:
         text = format_timestamp(ctx.to_host(a.data))
     else:
         text = pc.cast(pa.array(ctx.to_host(a.data)), pa.string())
-    text = text.cast(pa.large_string())
+    text = text.cast(pa.string())
     if valid is not None:
-        text = pc.if_else(pa.array(valid), text, pa.scalar(None, pa.large_string()))
+        text = pc.if_else(pa.array(valid), text, pa.scalar(None, pa.string()))
     return Vec(T.STRING, text, None, a.err)
 
 

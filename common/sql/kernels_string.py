@@ -19,12 +19,12 @@ import pyarrow.compute as pc
 from common.sql import types as T
 from common.sql.vec import Ctx, Vec, kernel
 
-_LARGE = pa.large_string()
+_STRING = pa.string()  # the one string type inside the compiler (batches are far below 2 GiB)
 
 
 def _string(ctx: Ctx, a: Vec, data: pa.Array, err=None) -> Vec:
     return Vec(
-        T.STRING, data.cast(_LARGE) if data.type != _LARGE else data, None, a.err if err is None else err
+        T.STRING, data.cast(_STRING) if data.type != _STRING else data, None, a.err if err is None else err
     )
 
 
@@ -70,7 +70,7 @@ def change_case(ctx: Ctx, node, args):
         mask[rows] = True
         replacement = np.empty(len(arr), dtype=object)
         replacement[rows] = fixed
-        out = pc.if_else(pa.array(mask), pa.array(replacement, type=_LARGE), out)
+        out = pc.if_else(pa.array(mask), pa.array(replacement, type=_STRING), out)
     return _string(ctx, a, out)
 
 
@@ -112,21 +112,21 @@ def substring(ctx: Ctx, node, args):
 @kernel("concat")
 def concat(ctx: Ctx, node, args):
     data = pc.binary_join_element_wise(
-        *[a.data for a in args], pa.scalar("", _LARGE), null_handling="emit_null"
+        *[a.data for a in args], pa.scalar("", _STRING), null_handling="emit_null"
     )
-    return Vec(T.STRING, data.cast(_LARGE), None, ctx.strict_err(args, lazy=False))
+    return Vec(T.STRING, data.cast(_STRING), None, ctx.strict_err(args, lazy=False))
 
 
 @kernel("concat_ws")
 def concat_ws(ctx: Ctx, node, args):
     if not args:
-        return Vec(T.STRING, pa.repeat(pa.scalar("", _LARGE), ctx.rows))
+        return Vec(T.STRING, pa.repeat(pa.scalar("", _STRING), ctx.rows))
     parts = [a.data for a in args]
     # pyarrow drops the rows where every part is null (Spark gives ''): give those rows one empty part
     all_null = functools.reduce(pc.and_, [pc.is_null(p) for p in parts])
-    parts[0] = pc.if_else(all_null, pa.scalar("", _LARGE), parts[0])
-    data = pc.binary_join_element_wise(*parts, pa.scalar(node.params["sep"], _LARGE), null_handling="skip")
-    return Vec(T.STRING, data.cast(_LARGE), None, ctx.strict_err(args, lazy=False))
+    parts[0] = pc.if_else(all_null, pa.scalar("", _STRING), parts[0])
+    data = pc.binary_join_element_wise(*parts, pa.scalar(node.params["sep"], _STRING), null_handling="skip")
+    return Vec(T.STRING, data.cast(_STRING), None, ctx.strict_err(args, lazy=False))
 
 
 @kernel("pad")
@@ -139,14 +139,14 @@ def pad(ctx: Ctx, node, args):
     if not fill:
         return _string(ctx, a, head)
     repeated = (fill * (length // len(fill) + 1))[:length]
-    pieces = pa.array([repeated[:k] for k in range(length + 1)], type=_LARGE)  # k characters of padding
+    pieces = pa.array([repeated[:k] for k in range(length + 1)], type=_STRING)  # k characters of padding
     missing = np.clip(
         length - pc.fill_null(pc.utf8_length(a.data), length).to_numpy(zero_copy_only=False), 0, length
     )
     padding = pieces.take(pa.array(missing))
     parts = (padding, head) if side == "lpad" else (head, padding)
     return _string(
-        ctx, a, pc.binary_join_element_wise(*parts, pa.scalar("", _LARGE), null_handling="emit_null")
+        ctx, a, pc.binary_join_element_wise(*parts, pa.scalar("", _STRING), null_handling="emit_null")
     )
 
 
@@ -193,7 +193,7 @@ def split_part(ctx: Ctx, node, args):
     values = (
         lists.values.take(pa.array(np.where(inside, position, 0)))
         if len(lists.values)
-        else pa.nulls(len(a.data), _LARGE)
+        else pa.nulls(len(a.data), _STRING)
     )
     out = pc.if_else(pa.array(inside), values, "")
     return _string(ctx, a, pc.if_else(a.data.is_valid(), out, a.data))

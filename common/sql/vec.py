@@ -143,7 +143,7 @@ class Ctx:
         if pa.types.is_dictionary(array.type):
             array = array.dictionary_decode()
         if typ == T.STRING:
-            return Vec(T.STRING, array.cast(pa.large_string()))
+            return Vec(T.STRING, array if array.type == pa.string() else array.cast(pa.string()))
         if typ == T.DATE:
             array = array.cast(pa.date32()).view(pa.int32())
         elif typ == T.TIMESTAMP:
@@ -162,9 +162,9 @@ class Ctx:
             if typ == T.STRING:
                 return Vec(
                     T.STRING,
-                    pa.nulls(self.rows, pa.large_string())
+                    pa.nulls(self.rows, pa.string())
                     if value is None
-                    else pa.repeat(pa.scalar(value, pa.large_string()), self.rows),
+                    else pa.repeat(pa.scalar(value, pa.string()), self.rows),
                 )
         dtype = getattr(torch, T.TORCH_DTYPES[typ])
         # one element broadcast to every row (a stride-0 view: no memory per row)
