@@ -50,6 +50,7 @@ parity: check-java venv
 
 bench: check-java venv
 	$(PY) -m benchmarks.run
+	$(PY) -m benchmarks.sql_bench
 
 # Ray on the GPU against Ray on the CPU (README, "GPUs"). Needs no Java and no pyspark. On a GPU
 # machine without the venv or internet: `make gpu-check PY=python3` (wheels: benchmarks/gpu_wheels.sh).

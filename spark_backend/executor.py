@@ -8,6 +8,7 @@ worker process, not per batch. Arrow batches hold the bundle's ``batch_size`` ro
 from __future__ import annotations
 
 import functools
+import logging
 import operator
 import os
 import sys
@@ -28,6 +29,8 @@ from common.run.output import scratch_dir
 from common.run.result import EngineRun, note_device, noted_devices
 from common.spec.bundle import Bundle
 from common.spec.job import Job
+from common.sql import SqlRuntimeError
+from common.sql.spark_errors import ansi_error_class, sql_error_line
 from spark_backend.settings import SparkSettings
 from spark_backend.transforms import apply_transforms
 
@@ -183,14 +186,32 @@ def task_device(wanted: str, context=None) -> str:
     return "cpu" if wanted == "auto" else resolve_device(wanted)
 
 
+def _quiet_query_context_loggers() -> None:
+    """pyspark logs every query error as a JSON line on stderr before raising it; the runner
+    reports the error itself, as one line."""
+    from pyspark.logger import PySparkLogger
+
+    for name in ("SQLQueryContextLogger", "DataFrameQueryContextLogger"):
+        PySparkLogger.getLogger(name).setLevel(logging.CRITICAL + 1)
+
+
 def run(job: Job, bundle: Bundle, inputs: InputInfo, stage: Path, settings: SparkSettings) -> EngineRun:
+    _quiet_query_context_loggers()
     session, startup = get_session(settings)
     _set_runtime_conf(session, "spark.sql.execution.arrow.maxRecordsPerBatch", str(bundle.batch_size))
+    _set_runtime_conf(session, "spark.sql.ansi.enabled", "true" if bundle.sql_ansi else "false")
     df = read_input(session, inputs)
     policy = error_policy(job, scratch_dir(stage))
     devices = scratch_dir(stage) / "devices"
     result = predict_dataframe(df, bundle, job.passthrough_columns, settings.udf, policy, str(devices))
-    result.write.mode("errorifexists").parquet(str(stage))
+    try:
+        result.write.mode("errorifexists").parquet(str(stage))
+    except Exception as exc:  # an ANSI error in a sql transform: the compiled side's one line
+        sql = [(t.output, t.params["expr"]) for t in bundle.transforms if t.op == "sql"]
+        line = sql_error_line(exc, sql)
+        if line is None:
+            raise
+        raise SqlRuntimeError(line, ansi_error_class(exc) or "") from None
     gpus = float(session.conf.get("spark.task.resource.gpu.amount", "0") or 0)
     device = noted_devices(
         devices, "cpu" if bundle.device == "cpu" or not gpus else resolve_device(bundle.device)

@@ -28,6 +28,8 @@ def apply_transforms(df: DataFrame, transforms: Sequence[Transform]) -> DataFram
 
 
 def _columns(df: DataFrame, t: Transform) -> dict[str, Column]:
+    if t.op == "sql":  # Spark runs the expression as written: it defines what it computes
+        return {t.output: F.expr(t.params["expr"])}
     fields = {f.name: f.dataType for f in df.schema.fields}
     if t.column not in fields:
         raise InputError(f'input has no column "{t.column}" (needed by the bundle)')

@@ -472,7 +472,7 @@ def test_nanosecond_timestamps_floor_like_microseconds():
         (
             {"op": "scale", "column": "x"},
             'bundle.toml: transforms[0]: unknown op "scale"; valid: bucketize, clip, datetime_part, '
-            "hash_bucket, impute, log1p, min_max_scale, one_hot, round, standard_scale, string_index",
+            "hash_bucket, impute, log1p, min_max_scale, one_hot, round, sql, standard_scale, string_index",
         ),
         (
             {"op": "clip", "column": "x", "lo": 0, "upper": 1},
@@ -540,7 +540,7 @@ def test_nanosecond_timestamps_floor_like_microseconds():
         (
             {"column": "x"},
             'bundle.toml: transforms[0]: missing field "op"; valid ops: bucketize, clip, datetime_part, '
-            "hash_bucket, impute, log1p, min_max_scale, one_hot, round, standard_scale, string_index",
+            "hash_bucket, impute, log1p, min_max_scale, one_hot, round, sql, standard_scale, string_index",
         ),
     ],
 )

@@ -24,7 +24,8 @@ class TensorColumn:
     """A numeric column held as a tensor.
 
     Attributes:
-        values: float64, one value per row, on the batch's device; meaningless where not valid.
+        values: one value per row, on the batch's device; meaningless where not valid. float64 for
+            the numeric ops; an sql transform keeps its native dtype (float32 for a Spark float).
         valid: bool mask of non-null rows, or None when no row is null.
         arrow_type: the type it becomes on the host (float64, or int64 for integer results).
     """
@@ -80,8 +81,14 @@ class FeatureBatch:
     def tensor(self, name: str) -> TensorColumn:
         """The column as float64 on the device (ints and bools cast); BundleError if not numeric."""
         column = self._get(name)
-        if isinstance(column, TensorColumn):
+        if isinstance(column, TensorColumn) and column.values.dtype == torch.float64:
             return column
+        if isinstance(column, TensorColumn):  # a native dtype (an sql transform's float32): as float64
+            if name not in self._tensors:
+                self._tensors[name] = TensorColumn(
+                    column.values.to(torch.float64), column.valid, pa.float64()
+                )
+            return self._tensors[name]
         if name not in self._tensors:
             values, valid = arrow_to_float64(column, name)
             self._tensors[name] = TensorColumn(

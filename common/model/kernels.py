@@ -11,7 +11,6 @@ kernels so that importing this module on the driver does not pay for it.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from decimal import ROUND_HALF_UP, Decimal, localcontext
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -109,41 +108,12 @@ def _bucketize(batch, t):
 
 
 def _round(batch, t):
-    _numeric(batch, t, lambda x, v: (round_half_up(x, t.params["scale"]), v))
+    """Spark's ``round(x, scale)`` on doubles: HALF_UP on the double's shortest decimal text, so
+    round(2.675, 2) = 2.68; NaN and +-inf unchanged, a zero result is +0.0. The same kernel as the
+    sql transform's ``round`` (``common.sql.kernels_round``)."""
+    from common.sql.kernels_round import round_double
 
-
-def round_half_up(x, scale: int):
-    """Spark's ``round(x, scale)`` on doubles: BigDecimal(Double.toString(x)).setScale(HALF_UP).
-
-    Rounding the shortest decimal text, not the binary value, makes round(2.675, 2) = 2.68 and
-    round(0.285, 2) = 0.29. Most values are far from a tie and round in torch; the few whose
-    scaled value lies within a few ulps of .5 are redone exactly on the host with ``decimal``.
-    NaN and +-inf are returned unchanged and a zero result is +0.0, as in Spark.
-    """
-    import torch
-
-    power = _scalar(x, 10.0 ** abs(scale))  # exact for |scale| <= 22, and a true division on CUDA
-    scaled = (x * power if scale >= 0 else x / power).abs()
-    whole = torch.floor(scaled)
-    frac = scaled - whole
-    rounded = torch.copysign(whole + (frac > 0.5).to(x.dtype), x)
-    rounded = (rounded / power if scale >= 0 else rounded * power) + 0.0  # + 0.0 turns -0.0 into 0.0
-    unchanged = ~torch.isfinite(x) | (scaled >= 2.0**54)  # such a double has no digits below 10**-scale
-    # |decimal text * 10**scale - scaled| < scaled * 2**-51; wider than that from .5 is not a tie.
-    near_tie = ~unchanged & ((frac - 0.5).abs() <= scaled * 2.0**-50)
-    out = torch.where(unchanged, x, rounded)
-    if bool(near_tie.any()):
-        rows = near_tie.nonzero().squeeze(1)
-        exact = [_round_decimal(v, scale) for v in x[rows].cpu().tolist()]
-        out[rows] = torch.tensor(exact, dtype=x.dtype).to(x.device)
-    return out
-
-
-def _round_decimal(value: float, scale: int) -> float:
-    with localcontext() as ctx:
-        ctx.prec = 400  # a double has at most 309 integer digits, plus 22 decimals
-        quantum = Decimal(1).scaleb(-scale)
-        return float(Decimal(repr(value)).quantize(quantum, rounding=ROUND_HALF_UP)) + 0.0
+    _numeric(batch, t, lambda x, v: (round_double(x, t.params["scale"], "half_up"), v))
 
 
 # ---- categorical and time ops: Arrow / NumPy on the host ----------------------------------------
@@ -236,6 +206,13 @@ def _type_error(t: Transform, typ: pa.DataType, needs: str) -> InputError:
     return InputError(f'transform {t.op} on column "{t.column}" needs {needs}, but the column is {typ}')
 
 
+def _sql(batch, t):
+    """A Spark SQL expression, compiled (``common.sql``): numbers on the batch's device."""
+    from common.sql.batch import apply_sql
+
+    apply_sql(batch, t.output, t.params["expr"], t.params["ansi"], t.input_columns())
+
+
 _KERNELS = {
     "impute": _impute,
     "log1p": _log1p,
@@ -248,4 +225,5 @@ _KERNELS = {
     "one_hot": _one_hot,
     "hash_bucket": _hash_bucket,
     "datetime_part": _datetime_part,
+    "sql": _sql,
 }

@@ -154,6 +154,7 @@ class ParityReport:
     settings: ParitySettings
     buckets: int = 1
     seconds: float = 0.0
+    compiled_sql: bool = False  # the job has sql transforms: Spark runs them, the others compile them
 
     @property
     def ok(self) -> bool:
@@ -186,8 +187,20 @@ class ParityReport:
             left = [(side, c) for side, c in results.items() if c is not None and not c.passed]
             if not left:
                 continue
-            parts = [_departure(side, ref, c) for side, c in left]
             agree = [side for side, c in results.items() if c is not None and c.passed]
+            if self.compiled_sql and [side for side, _ in left] == ["spark"] and agree:
+                # Spark defines SQL: when the compiled sides agree, they are the ones that left it
+                c = left[0][1]
+                findings.append(
+                    f"{' and '.join([*agree, ref])} (compiled SQL) differ from spark on {name}"
+                    + (
+                        f" in {c.unequal:,} rows"
+                        if c.status == "compared"
+                        else f": {_departure('spark', ref, c)}"
+                    )
+                )
+                continue
+            parts = [_departure(side, ref, c) for side, c in left]
             if agree:
                 verb = "agrees" if len(agree) == 1 else "agree"
                 parts.append(f"{', '.join(agree)} {verb} with {ref}")
@@ -211,6 +224,7 @@ class ParityReport:
                 ],
                 "distributions": [dataclasses.asdict(d) for d in self.distributions],
                 "buckets": self.buckets,
+                "compiled_sql": self.compiled_sql,
                 "seconds": round(self.seconds, 3),
             }
         )

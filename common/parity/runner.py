@@ -15,6 +15,7 @@ from common.parity.report import write_reports
 from common.run.backends import REFERENCE, engine_names
 from common.run.result import RunResult
 from common.run.runner import run_job
+from common.spec.bundle import load_bundle
 from common.spec.job import Job
 
 
@@ -38,5 +39,6 @@ def run_parity(
         runs[backend] = run_job(job_here, backend, progress=progress)
     sides = {name: result.output for name, result in runs.items()}
     report = compare_outputs(sides, list(job.key), settings, reference=REFERENCE, work_dir=out_dir / "_work")
+    report.compiled_sql = any(t.op == "sql" for t in load_bundle(job.bundle_path).transforms)
     paths = write_reports(report, out_dir)
     return report, paths, runs

@@ -31,7 +31,7 @@ from common.run.path_safety import check_output_paths
 from common.run.progress import Progress
 from common.run.reconcile import check_input_keys, reconcile
 from common.run.result import EngineRun, RunResult
-from common.spec.bundle import Bundle, load_bundle
+from common.spec.bundle import BUNDLE_FILE, Bundle, load_bundle
 from common.spec.job import Job
 from common.spec.transforms import required_input_columns
 
@@ -43,11 +43,25 @@ def prepare(job: Job) -> tuple[Bundle, InputInfo, pa.Table]:
     bundle = load_bundle(job.bundle_path)
     required = [*job.passthrough_columns, *required_input_columns(bundle.transforms, bundle.features)]
     inputs = inspect_input(job.input_path, job.input_format, list(dict.fromkeys(required)))
+    check_sql_transforms(bundle, inputs.schema)
     check_input_types(bundle, inputs.schema, str(job.input_path))
     keys = inputs.read_columns(job.key)
     check_input_keys(keys, str(job.input_path))
     _check_job_options(job, inputs)
     return bundle, inputs, keys
+
+
+def check_sql_transforms(bundle: Bundle, schema: pa.Schema) -> None:
+    """Types the ``sql`` transforms against the input (a decimal result, an unknown column, a
+    string compared with a number): a BundleError naming the bundle and the transform."""
+    if any(t.op == "sql" for t in bundle.transforms):
+        from common.sql import SqlCompileError
+        from common.sql.plan import sql_output_types
+
+        try:
+            sql_output_types(bundle.transforms, schema)
+        except SqlCompileError as exc:
+            raise SqlCompileError(f"{bundle.path / BUNDLE_FILE}: {exc}") from None
 
 
 def check_input_types(bundle: Bundle, schema: pa.Schema, where: str) -> None:

@@ -9,6 +9,7 @@ checks on the driver at preflight (``ModelHandler.validate``).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import re
 from collections.abc import Mapping
@@ -43,6 +44,8 @@ class Bundle:
             ``text-generation``); None for the other kinds.
         entrypoint: ``module:ClassName`` of a ``python`` bundle's handler.
         options: free-form table passed to a ``python`` handler.
+        sql_ansi: Spark's ``spark.sql.ansi.enabled`` for the ``sql`` transforms (true: Spark 4's
+            default; false: Spark 3's legacy semantics), on Spark and on the compiled side.
     """
 
     path: Path
@@ -58,6 +61,7 @@ class Bundle:
     options: Mapping[str, Any] = field(default_factory=dict)
     name: str = ""
     task: str | None = None
+    sql_ansi: bool = True
 
     @property
     def outputs_schema(self) -> pa.Schema:
@@ -119,6 +123,7 @@ class _BundleTable:
     name: str = ""
     description: str = ""
     task: str | None = None
+    sql_ansi: bool = True
 
     def check(self, where: str) -> None:
         from common.model.kinds import kind_names
@@ -153,7 +158,10 @@ def parse_bundle(raw: Mapping[str, Any], folder: Path, where: str) -> Bundle:
         name: parse_arrow_type(str(typ), f'{where}: field "outputs.{name}"')
         for name, typ in table.outputs.items()
     }
-    transforms = tuple(parse_transforms(table.transforms, where))
+    transforms = tuple(
+        dataclasses.replace(t, params={**t.params, "ansi": table.sql_ansi}) if t.op == "sql" else t
+        for t in parse_transforms(table.transforms, where)
+    )
     produced = {c for t in transforms for c in t.output_columns()}
     clash = sorted(set(outputs) & produced)
     if clash:
@@ -172,4 +180,5 @@ def parse_bundle(raw: Mapping[str, Any], folder: Path, where: str) -> Bundle:
         options=table.options,
         name=table.name or folder.name,
         task=table.task,
+        sql_ansi=table.sql_ansi,
     )

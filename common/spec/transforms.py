@@ -43,7 +43,12 @@ class Transform:
     params: Mapping[str, Any]
 
     def input_columns(self) -> tuple[str, ...]:
-        """The columns the transform reads (input columns or earlier transforms' outputs)."""
+        """The columns the transform reads (input columns or earlier transforms' outputs); for
+        ``sql`` the columns its expression names, in first-use order."""
+        if self.op == "sql":
+            from common.sql import referenced_columns
+
+            return tuple(referenced_columns(self.params["expr"]))
         return (self.column,)
 
     def output_columns(self) -> list[str]:
@@ -53,6 +58,8 @@ class Transform:
         return [self.output]
 
     def output_type(self) -> pa.DataType:
+        """The output's Arrow type; for ``sql`` it depends on the input's types
+        (``common.sql.plan.sql_output_types``)."""
         return pa.float64() if self.op in NUMERIC_OPS and self.op != "bucketize" else pa.int64()
 
 
@@ -196,7 +203,26 @@ class _DatetimePart(_Op):
             ) from None
 
 
-_OP_TABLES: dict[str, type[_Op]] = {
+@dataclass(frozen=True, kw_only=True)
+class _Sql:
+    """``op = "sql"``: one Spark SQL expression; Spark runs it, the model process compiles it."""
+
+    output: str
+    expr: str
+
+    def check(self, where: str) -> None:
+        from common.sql import SqlCompileError, validate_static
+
+        for name in ("output", "expr"):
+            if not getattr(self, name).strip():
+                raise BundleError(f'{where}: field "{name}" must be a non-empty string')
+        try:  # what needs no column types; the rest is typed at preflight against the input
+            validate_static(self.expr)
+        except SqlCompileError as error:
+            raise BundleError(f'{where}: field "expr": {error}') from None
+
+
+_OP_TABLES: dict[str, type[_Op] | type[_Sql]] = {
     "impute": _Impute,
     "log1p": _Log1p,
     "standard_scale": _StandardScale,
@@ -208,6 +234,7 @@ _OP_TABLES: dict[str, type[_Op]] = {
     "one_hot": _Vocabulary,
     "hash_bucket": _HashBucket,
     "datetime_part": _DatetimePart,
+    "sql": _Sql,
 }
 OPS = tuple(sorted(_OP_TABLES))
 
@@ -229,6 +256,8 @@ def _parse_one(entry: Any, where: str) -> Transform:
         raise BundleError(f'{where}: unknown op "{op}"; valid: {", ".join(OPS)}')
     fields = {k: v for k, v in entry.items() if k != "op"}
     table = parse_table(_OP_TABLES[op], fields, f'{where} (op "{op}")', BundleError)
+    if op == "sql":  # "ansi" is the bundle's sql_ansi (set by parse_bundle)
+        return Transform(op=op, column="", output=table.output, params={"expr": table.expr, "ansi": True})
     return Transform(op=op, column=table.column, output=table.output or table.column, params=table.params())
 
 
@@ -254,7 +283,7 @@ def split_host_stage(transforms: Sequence[Transform]) -> tuple[list[Transform], 
     host, rest, touched = [], [], set()
     for t in transforms:
         columns = {*t.input_columns(), *t.output_columns()}
-        if t.op not in NUMERIC_OPS and not columns & touched:
+        if t.op not in (*NUMERIC_OPS, "sql") and not columns & touched:  # sql: numbers on the device
             host.append(t)
         else:
             rest.append(t)

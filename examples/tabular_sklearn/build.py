@@ -1,8 +1,10 @@
 """Builds the tabular scikit-learn example: generated transactions and a HistGradientBoosting model.
 
 The label depends on amount, income, age, merchant, channel, country and the local hour, so every
-transform feeds the signal. Training applies the bundle's own transforms (``common.spec.transforms``)
-to the training rows, so the model learns on exactly the features it will be served.
+transform feeds the signal. Four ``sql`` transforms (Spark SQL expressions: a ratio, a CASE, a string
+clean-up and a date difference) run as written on Spark and compiled on Ray and the reference.
+Training applies the bundle's own transforms (``common.spec.transforms``) to the training rows, so
+the model learns on exactly the features it will be served.
 
     python -m examples.tabular_sklearn.build [--size ROWS]
 """
@@ -26,7 +28,7 @@ from common.spec.transforms import parse_transforms
 HERE = Path(__file__).parent
 MERCHANTS = ["grocery", "fuel", "travel", "electronics", "restaurants", "pharmacy", "fashion", "gaming"]
 CHANNELS = ["web", "store", "app"]
-COUNTRIES = ["US", "DE", "FR", "GB", "JP", "BR", "IN", "NG", "Zürich", "日本", ""]
+COUNTRIES = ["US", "DE", "FR", "GB", "JP", "BR", "IN", "NG", "Zürich", "日本", "", " us", "de ", "  gb  "]
 
 BUNDLE_TOML = """\
 name = "fraud_hgb"
@@ -38,6 +40,7 @@ device = "cpu"
 features = [
   "amount_log", "income_z", "age_scaled", "ratio_round", "age_bucket", "merchant_idx",
   "channel_web", "channel_store", "channel_app", "country_bucket", "local_hour", "local_dow",
+  "amount_per_income", "risk_band", "days_into_month",
 ]
 
 [outputs]
@@ -98,10 +101,30 @@ column = "channel"
 vocabulary = ["web", "store", "app"]
 
 [[transforms]]
+op = "sql"
+output = "country_clean"
+expr = "upper(trim(country))"
+
+[[transforms]]
 op = "hash_bucket"
-column = "country"
+column = "country_clean"
 output = "country_bucket"
 buckets = 16
+
+[[transforms]]
+op = "sql"
+output = "amount_per_income"
+expr = "amount / income * 1000.0D"
+
+[[transforms]]
+op = "sql"
+output = "risk_band"
+expr = "CASE WHEN debt_ratio > 1.0D THEN 2 WHEN debt_ratio > 0.5D THEN 1 ELSE 0 END"
+
+[[transforms]]
+op = "sql"
+output = "days_into_month"
+expr = "datediff(to_date(event_time), DATE'2024-03-01')"
 
 [[transforms]]
 op = "datetime_part"
