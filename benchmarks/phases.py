@@ -39,23 +39,36 @@ def _env() -> dict[str, str]:
     return env
 
 
-def job_file(prepared, rows: int, folder: Path) -> Path:
-    """The workload's job file pointed at one input size, an output in ``folder`` and the cached bundle."""
-    text = prepared.job_path.read_text()
-    lines = []
-    section = ""
-    for line in text.splitlines():
+def job_file(prepared, rows: int, folder: Path, name: str = "", settings: dict | None = None) -> Path:
+    """The workload's job file pointed at one input size, an output in ``folder`` and the cached
+    bundle, with ``settings`` ({section: {key: value}}) set in its engine sections."""
+    settings = {section: dict(values) for section, values in (settings or {}).items()}
+    lines, section = [], ""
+
+    def flush():  # the settings of the section that ends here, then forget them
+        lines.extend(
+            f"{key} = {json.dumps(value)}" for key, value in settings.pop(section.strip("[]"), {}).items()
+        )
+
+    for line in prepared.job_path.read_text().splitlines():
         stripped = line.strip()
         if stripped.startswith("["):
+            flush()
             section = stripped
-        if section == "[input]" and stripped.startswith("path"):
+        key = stripped.split("=")[0].strip()
+        if section == "[input]" and key == "path":
             line = f'path = "{prepared.input_dir(rows)}"'
-        elif section == "[output]" and stripped.startswith("path"):
+        elif section == "[output]" and key == "path":
             line = f'path = "{folder / "out"}"'
-        elif section == "[model]" and stripped.startswith("bundle"):
+        elif section == "[model]" and key == "bundle":
             line = f'bundle = "{prepared.folder / "model"}"'
+        elif key in settings.get(section.strip("[]"), {}):
+            continue  # replaced by the setting
         lines.append(line)
-    path = folder / f"job-{rows}.toml"
+    flush()
+    for name_, values in settings.items():
+        lines += [f"[{name_}]", *(f"{key} = {json.dumps(value)}" for key, value in values.items())]
+    path = folder / f"job-{rows}{name}.toml"
     path.write_text("\n".join(lines) + "\n")
     return path
 
@@ -103,10 +116,35 @@ def commands(prepared, rows: int, engines: list[str], folder: Path, trace: Path)
     return found
 
 
+def _run_one(name: str, argv: list[str], rows: int, round_index: int, folder: Path, env: dict, log) -> dict:
+    shutil.rmtree(folder / "out", ignore_errors=True)
+    trace = folder / "trace.jsonl"
+    trace.unlink(missing_ok=True)
+    run = run_fresh(argv, env={**env, "PHASES_SPAWNED_AT": repr(time.time())}, cwd=str(REPO), linger=LINGER_S)
+    record = {
+        "contender": name,
+        "rows": rows,
+        "round": round_index,
+        **run.to_dict(),
+        "stdout_lines": run.stdout.splitlines(),
+        "stderr_lines": run.stderr.splitlines()[-20:],
+    }
+    if trace.exists():
+        record["trace"] = [json.loads(line) for line in trace.read_text().splitlines() if line.strip()]
+    failed = f", FAILED {run.returncode}: {run.stderr.strip().splitlines()[-1:]}" if run.returncode else ""
+    lingering = f", LINGERING {run.lingering}" if run.lingering else ""
+    log(
+        f"round {round_index + 1} {rows:,} rows {name}: exit {run.exit_seconds:.1f} s, all gone "
+        f"{run.all_gone_seconds:.1f} s, CPU {run.cpu_seconds:.1f} s, load {run.load_average:.1f}"
+        f"{failed}{lingering}"
+    )
+    return record
+
+
 def measure(
     prepared, sizes: list[int], engines: list[str], rounds: int, scratch: Path, log=print
 ) -> list[dict]:
-    """Every contender at every size, ``rounds`` times, interleaved; one record per run."""
+    """Every contender at every size in fresh processes, ``rounds`` times, interleaved."""
     become_subreaper()
     records = []
     for round_index in range(rounds):
@@ -114,35 +152,31 @@ def measure(
             folder = scratch / f"{rows}"
             folder.mkdir(parents=True, exist_ok=True)
             for name, argv in commands(prepared, rows, engines, folder, folder / "trace.jsonl").items():
-                shutil.rmtree(folder / "out", ignore_errors=True)
-                trace = folder / "trace.jsonl"
-                trace.unlink(missing_ok=True)
-                env = {**_env(), "PHASES_SPAWNED_AT": repr(time.time())}
-                run = run_fresh(argv, env=env, cwd=str(REPO), linger=LINGER_S)
-                record = {
-                    "contender": name,
-                    "rows": rows,
-                    "round": round_index,
-                    **run.to_dict(),
-                    "stdout_lines": run.stdout.splitlines(),
-                    "stderr_tail": run.stderr[-2000:],
-                }
-                if trace.exists():
-                    record["trace"] = [
-                        json.loads(line) for line in trace.read_text().splitlines() if line.strip()
-                    ]
-                records.append(record)
-                log(
-                    f"round {round_index + 1}/{rounds} {rows:,} rows {name}: exit {run.exit_seconds:.1f} s, "
-                    f"all gone {run.all_gone_seconds:.1f} s, CPU {run.cpu_seconds:.1f} s, "
-                    f"load {run.load_average:.1f}"
-                    + (
-                        f", FAILED {run.returncode}: {run.stderr.strip().splitlines()[-1:]}"
-                        if run.returncode
-                        else ""
-                    )
-                    + (f", LINGERING {run.lingering}" if run.lingering else "")
-                )
+                records.append(_run_one(name, argv, rows, round_index, folder, _env(), log))
+    return records
+
+
+def measure_warm(prepared, engines: list[str], rounds: int, scratch: Path, log=print) -> list[dict]:
+    """A 1-row job against a warm engine on this machine (a Ray head, a Spark Connect server),
+    after one untimed job that warms it; ``rounds`` timed runs each."""
+    from benchmarks.warm import WarmRay, WarmSpark
+
+    become_subreaper()
+    records = []
+    folder = scratch / "warm"
+    folder.mkdir(parents=True, exist_ok=True)
+    for engine in engines:
+        server = WarmRay() if engine == "ray" else WarmSpark()
+        with server:
+            settings = {"address": "auto"} if engine == "ray" else {"remote": server.url}
+            env = {**_env(), **getattr(server, "env", {})}
+            argv = commands(prepared, 1, [engine], folder, folder / "trace.jsonl", {engine: settings})[
+                f"warm {engine}"
+            ]
+            for round_index in range(rounds + 1):
+                record = _run_one(f"warm {engine}", argv, 1, round_index - 1, folder, env, log)
+                if round_index:  # the first run warms the engine (its workers, their imports)
+                    records.append(record)
     return records
 
 
@@ -278,6 +312,7 @@ def main(argv: list[str] | None = None) -> int:
         "--out", type=Path, help="folder for phases.json and phases.md (default: a new temp folder)"
     )
     parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
+    parser.add_argument("--warm", action="store_true", help="also a 1-row job against warm local engines")
     args = parser.parse_args(argv)
     sizes = [int(v.replace("_", "")) for v in args.rows.split(",") if v]
     engines = [e for e in args.engines.split(",") if e]
@@ -288,6 +323,8 @@ def main(argv: list[str] | None = None) -> int:
     scratch = Path(tempfile.mkdtemp(prefix="phases-scratch-"))
     try:
         records = measure(prepared, sizes, engines, args.rounds, scratch)
+        if args.warm:
+            records += measure_warm(prepared, engines, args.rounds, scratch)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     meta = {

@@ -1,8 +1,8 @@
 """Starting, joining and stopping the Ray instance this process uses.
 
-A local start is trimmed to what a batch job needs, each setting measured in paired runs
-(README, "Benchmarks"): no dashboard, no metrics collection, no usage reporting, and no worker
-prestarted for the driver (it would import Ray while the job's first task waits for a CPU).
+A local start has no dashboard and reports no usage. Turning off worker prestart and metrics
+collection as well was measured in paired cold runs and made no difference that the noise of a
+shared 2-CPU machine let through (README, "Benchmarks"), so Ray's defaults stay.
 Ray's own console lines are silenced where they start: the token-auth notice by saying
 ``RAY_AUTH_MODE=token`` explicitly (the default Ray chose anyway), the progress-bar notice by
 its logger's level. ``stop()`` shuts down only a Ray this process started; a cluster it joined
@@ -13,12 +13,11 @@ from __future__ import annotations
 
 import logging
 import os
+import tempfile
 import time
 import warnings
 from pathlib import Path
 
-# Ray's defaults that cost a small job seconds and give it nothing (each measured).
-_SYSTEM_CONFIG = {"prestart_worker_first_driver": False, "enable_metrics_collection": False}
 _QUIET_LOGGERS = ("ray.data._internal.progress", "ray.data")
 
 _started_here = False
@@ -31,12 +30,15 @@ def _quiet_environment(local: bool) -> None:
         os.environ.setdefault("RAY_AUTH_MODE", "token")
 
 
-def start(address: str = "", runtime_env: dict | None = None, ship_code: bool = True) -> float:
+def start(address: str = "", runtime_env: dict | None = None, ship_code: bool | None = None) -> float:
     """Starts Ray here (``address`` empty) or joins the cluster at ``address``; returns seconds.
 
-    Joining a cluster on other machines ships this harness's packages as ``py_modules`` (merged
-    into ``runtime_env``) unless ``ship_code`` is false: a cluster on this machine runs the same
-    files. A cluster that refuses the driver's auth token fails with a one-line hint.
+    Joining a cluster whose head is on another machine ships this harness's packages as
+    ``py_modules`` (merged into ``runtime_env``), so that its workers run the driver's code; a
+    cluster started on this machine (``ray start --head``, then ``address = "auto"``) runs the same
+    files already, and packing and unpacking them would cost every job seconds (``ship_code``
+    None decides so; True or False overrides). A cluster that refuses the driver's auth token
+    fails with a one-line hint.
     """
     global _started_here
     import ray
@@ -48,10 +50,10 @@ def start(address: str = "", runtime_env: dict | None = None, ship_code: bool = 
     kwargs = dict(include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False)
     runtime_env = dict(runtime_env or {})
     if not address:
-        ray.init(runtime_env=runtime_env or None, _system_config=dict(_SYSTEM_CONFIG), **kwargs)
+        ray.init(runtime_env=runtime_env or None, **kwargs)
         _started_here = True
         return time.perf_counter() - started
-    if ship_code:
+    if ship_code or (ship_code is None and not on_this_machine(address)):
         import common
         import ray_backend
 
@@ -68,6 +70,37 @@ def start(address: str = "", runtime_env: dict | None = None, ship_code: bool = 
             "`ray get-auth-token` on the head node prints it)"
         ) from exc
     return time.perf_counter() - started
+
+
+def on_this_machine(address: str) -> bool:
+    """Whether the cluster at ``address`` (``auto``: ``$RAY_ADDRESS``, else the cluster last started
+    here) has its head on this machine. ``ray://`` (Ray Client) always counts as remote."""
+    if address.startswith("ray://"):
+        return False
+    if address == "auto":
+        address = os.environ.get("RAY_ADDRESS", "")
+        if not address:
+            current = Path(tempfile.gettempdir()) / "ray" / "ray_current_cluster"
+            address = current.read_text().strip() if current.is_file() else ""
+    host = address.rsplit(":", 1)[0]
+    return bool(host) and host in local_addresses()
+
+
+def local_addresses() -> set[str]:
+    """This machine's IPv4 addresses (every interface, by ``SIOCGIFADDR``) and names for itself."""
+    import fcntl
+    import socket
+    import struct
+
+    found = {"localhost", socket.gethostname()}
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        for _, name in socket.if_nameindex():
+            try:
+                packed = fcntl.ioctl(probe.fileno(), 0x8915, struct.pack("256s", name[:15].encode()))
+            except OSError:  # an interface without an IPv4 address
+                continue
+            found.add(socket.inet_ntoa(packed[20:24]))
+    return found | {a for a in found if a.startswith("127.")}
 
 
 def running() -> bool:
@@ -92,3 +125,10 @@ def stop() -> None:
 
 def started_here() -> bool:
     return _started_here
+
+
+def quiet_loggers() -> None:
+    """Ray Data's own INFO lines and its progress-bar notice, off (call after ``ray.data`` set up
+    its logging, which it does when first used)."""
+    for name in _QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.ERROR)
