@@ -29,6 +29,9 @@ from benchmarks.workloads import DEFAULT_CACHE, REPO, default_files, prepare
 
 WORKLOAD = "tabular_torch"
 LINGER_S = 30.0
+# The issue's targets for fresh processes (issue 16).
+COLD_VS_FLOOR = 0.75  # a cold 1-row job, start to exit, against the engine's hand-written floor
+WARM_LIMIT_S = 3.0  # a 1-row job against a warm engine on this machine, start to exit
 
 
 def _env() -> dict[str, str]:
@@ -260,6 +263,58 @@ def summarize(records: list[dict]) -> dict:
     return {"start_to_exit": table, "phases": phase_rows}
 
 
+def evaluate_targets(summary: dict) -> list[dict]:
+    """Cold start against the floor, and the warm-engine limit, per engine, in the ``report`` shape."""
+    targets = []
+    entries = [e for e in summary["start_to_exit"] if "exit_seconds" in e]
+    smallest = min((e["rows"] for e in entries), default=None)
+    for e in entries:
+        kind, engine = e["contender"].split()
+        if kind == "cli" and e["rows"] == smallest and "exit_vs_floor" in e:
+            value, met = e["exit_vs_floor"], e["exit_vs_floor"] <= COLD_VS_FLOOR
+            detail = (
+                f"{value:.2f}x: {e['exit_seconds']:.1f} s against the floor's "
+                f"{e['exit_seconds'] / value:.1f} s, start to exit, {e['rows']:,} rows "
+                f"(CPU {e['cpu_vs_floor']:.2f}x)"
+            )
+            if not met:
+                detail += f", {value / COLD_VS_FLOOR - 1:.0%} over"
+            targets.append(
+                {
+                    "target": f"{engine} cold job <= {COLD_VS_FLOOR}x its hand-written floor",
+                    "value": round(value, 3),
+                    "threshold": COLD_VS_FLOOR,
+                    "met": met,
+                    "detail": detail,
+                }
+            )
+        if kind == "warm":
+            value = e["exit_seconds"]
+            detail = f"{value:.1f} s start to exit, 1 row" + (
+                "" if value <= WARM_LIMIT_S else f", {value - WARM_LIMIT_S:.1f} s over"
+            )
+            targets.append(
+                {
+                    "target": f"{engine} job on a warm engine <= {WARM_LIMIT_S:g} s",
+                    "value": round(value, 3),
+                    "threshold": WARM_LIMIT_S,
+                    "met": value <= WARM_LIMIT_S,
+                    "detail": detail,
+                }
+            )
+        if e["lingering"]:
+            targets.append(
+                {
+                    "target": f"nothing outlives the CLI ({e['contender']})",
+                    "value": len(e["lingering"]),
+                    "threshold": 0,
+                    "met": False,
+                    "detail": "; ".join(e["lingering"][:3]),
+                }
+            )
+    return targets
+
+
 def markdown(summary: dict, meta: dict) -> str:
     lines = [
         f"## Start to exit, fresh processes ({meta['workload']}, {meta['rounds']} interleaved rounds, "
@@ -335,6 +390,7 @@ def main(argv: list[str] | None = None) -> int:
         "load_average": [load_start, os.getloadavg()[0]],
     }
     summary = summarize(records)
+    summary["targets"] = evaluate_targets(summary)
     (out / "phases.json").write_text(
         json.dumps({"meta": meta, "summary": summary, "runs": records}, indent=1)
     )

@@ -61,6 +61,7 @@ def start(address: str = "", runtime_env: dict | None = None, ship_code: bool | 
         runtime_env["py_modules"] = [*ours, *runtime_env.get("py_modules", [])]
     try:
         ray.init(address=address, runtime_env=runtime_env or None, **kwargs)
+        _started_here = True  # connected here: stop() disconnects; the cluster keeps running
     except ConnectionError as exc:  # Ray 2.60 keeps the AuthenticationError as text in the cause
         if "InvalidAuthToken" not in f"{exc} {exc.__cause__}":
             raise
@@ -111,9 +112,11 @@ def running() -> bool:
 
 def stop() -> None:
     """Shuts down the Ray this process started (its raylet, GCS and workers exit); a joined
-    cluster only loses this driver."""
+    cluster only loses this driver and its workers. A Ray someone else initialised in this
+    process (a notebook, the test suite) is left alone."""
     global _started_here
-    if not running():
+    if not (_started_here and running()):
+        _started_here = False
         return
     import ray
 

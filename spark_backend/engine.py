@@ -135,6 +135,31 @@ def launch_driver_jvm(conf: dict[str, str]):
     return gateway, log
 
 
+_owned: dict = {}  # what this process started: {"session": SparkSession, "log": JvmLog}
+
+
+def own(session, log: JvmLog | None = None) -> None:
+    """Records a session (and its JVM's log) that this process started, for ``stop``."""
+    _owned.update(session=session, log=log)
+
+
+def stop() -> None:
+    """Stops what this process started: its session, and its driver JVM (with the JVM's Python
+    workers) unless the session is a Spark Connect client, whose server keeps running. A session
+    someone else started (a notebook's, the test suite's) is left alone."""
+    session, log = _owned.pop("session", None), _owned.pop("log", None)
+    if session is None:
+        return
+    try:
+        if log is None:  # a Spark Connect client: only this client's session ends
+            session.stop()
+        else:
+            stop_driver_jvm()
+    finally:
+        if log is not None:
+            log.close()
+
+
 def stop_driver_jvm(timeout: float = 30.0) -> None:
     """Stops the active session, then the JVM this process started, and waits for it to exit
     (the JVM ends its Python workers on the way out)."""
