@@ -3,17 +3,21 @@
 A local start has no dashboard and reports no usage. Turning off worker prestart and metrics
 collection as well was measured in paired cold runs and made no difference that the noise of a
 shared 2-CPU machine let through (README, "Benchmarks"), so Ray's defaults stay.
-Ray's own console lines are silenced where they start: the token-auth notice by saying
-``RAY_AUTH_MODE=token`` explicitly (the default Ray chose anyway), the progress-bar notice by
-its logger's level. ``stop()`` shuts down only a Ray this process started; a cluster it joined
-(``[ray] address``) is left running.
+Ray's own console lines are silenced where they start: its driver logger at ERROR (that drops
+the token-auth notice of a local start), Ray Data's loggers at ERROR (its INFO lines and the
+progress-bar notice), and on CPUs the executor runs tasks, not actors with ``max_restarts``, so
+Ray's C++ core prints no warning about restartable actors. ``stop()`` shuts down only a Ray this
+process started; a cluster it joined (``[ray] address``) is left running.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import signal
 import tempfile
+import threading
 import time
 import warnings
 from pathlib import Path
@@ -23,11 +27,9 @@ _QUIET_LOGGERS = ("ray.data._internal.progress", "ray.data")
 _started_here = False
 
 
-def _quiet_environment(local: bool) -> None:
+def _quiet_environment() -> None:
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
-    if local:  # Ray's own choice for a local start; saying it drops the notice. A cluster decides for itself.
-        os.environ.setdefault("RAY_AUTH_MODE", "token")
 
 
 def start(address: str = "", runtime_env: dict | None = None, ship_code: bool | None = None) -> float:
@@ -43,14 +45,15 @@ def start(address: str = "", runtime_env: dict | None = None, ship_code: bool | 
     global _started_here
     import ray
 
-    _quiet_environment(local=not address)
+    _quiet_environment()
     for name in _QUIET_LOGGERS:
         logging.getLogger(name).setLevel(logging.ERROR)
     started = time.perf_counter()
     kwargs = dict(include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False)
     runtime_env = dict(runtime_env or {})
     if not address:
-        ray.init(runtime_env=runtime_env or None, **kwargs)
+        with _keeping_sigterm_handler():
+            ray.init(runtime_env=runtime_env or None, **kwargs)
         _started_here = True
         return time.perf_counter() - started
     if ship_code or (ship_code is None and not on_this_machine(address)):
@@ -60,7 +63,8 @@ def start(address: str = "", runtime_env: dict | None = None, ship_code: bool | 
         ours = [str(Path(common.__file__).parent), str(Path(ray_backend.__file__).parent)]
         runtime_env["py_modules"] = [*ours, *runtime_env.get("py_modules", [])]
     try:
-        ray.init(address=address, runtime_env=runtime_env or None, **kwargs)
+        with _keeping_sigterm_handler():
+            ray.init(address=address, runtime_env=runtime_env or None, **kwargs)
         _started_here = True  # connected here: stop() disconnects; the cluster keeps running
     except ConnectionError as exc:  # Ray 2.60 keeps the AuthenticationError as text in the cause
         if "InvalidAuthToken" not in f"{exc} {exc.__cause__}":
@@ -71,6 +75,19 @@ def start(address: str = "", runtime_env: dict | None = None, ship_code: bool | 
             "`ray get-auth-token` on the head node prints it)"
         ) from exc
     return time.perf_counter() - started
+
+
+@contextlib.contextmanager
+def _keeping_sigterm_handler():
+    """Ray's core worker installs its own SIGTERM handler in the driver, which aborts the process
+    (exit -6) instead of letting the CLI stop its engines; put the Python handler back after it."""
+    main = threading.current_thread() is threading.main_thread()
+    handler = signal.getsignal(signal.SIGTERM) if main else None
+    try:
+        yield
+    finally:
+        if main and handler is not None:
+            signal.signal(signal.SIGTERM, handler)
 
 
 def on_this_machine(address: str) -> bool:
@@ -131,7 +148,8 @@ def started_here() -> bool:
 
 
 def quiet_loggers() -> None:
-    """Ray Data's own INFO lines and its progress-bar notice, off (call after ``ray.data`` set up
-    its logging, which it does when first used)."""
+    """Ray Data's own lines off: its INFO lines, the progress-bar notice, and the traceback it logs
+    when a task fails, which the job reports as its one error line (``--debug`` shows the whole
+    traceback). Call after ``ray.data`` set up its logging, which it does when first used."""
     for name in _QUIET_LOGGERS:
-        logging.getLogger(name).setLevel(logging.ERROR)
+        logging.getLogger(name).setLevel(logging.CRITICAL)

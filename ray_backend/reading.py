@@ -5,14 +5,14 @@ The driver has already listed the input files, read every Parquet footer and set
 32 ``FooterReader`` actors (one worker process each) to read the footers again, and packs up to
 128 MiB of files into one read task and one block, so that a 1M-row input was read, predicted and
 written by one task after another on one CPU (measured: README, "Benchmarks"). Here each unit is a
-run of whole row groups of one file (a whole file for CSV), and the task that reads it goes on to
-predict and write in the same process, as the ceiling does.
+run of whole row groups of one file (a whole file for CSV; of a chunk, only its own row groups),
+and the task that reads it goes on to predict and write in the same process, as the ceiling does.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import pyarrow as pa
@@ -20,34 +20,46 @@ import pyarrow as pa
 
 @dataclass(frozen=True)
 class ReadUnit:
-    """Whole row groups ``[first, first + count)`` of one Parquet file, or a whole CSV file."""
+    """Some row groups of one Parquet file (their indices), or a whole CSV file (group 0)."""
 
     path: str
-    first: int
-    count: int
+    groups: tuple[int, ...]
     rows: int
 
     def to_item(self) -> dict:
-        return {"path": self.path, "first": self.first, "count": self.count, "rows": self.rows}
+        return {"path": self.path, "groups": list(self.groups), "rows": self.rows}
 
 
-def plan_units(files: Sequence[str], row_groups: Sequence[Sequence[int]], rows_wanted: int) -> list[ReadUnit]:
-    """Cuts each file into runs of whole row groups of about ``rows_wanted`` rows (at least one
-    row group each), in file order. ``row_groups[i]`` holds the rows of each row group of file i."""
+def plan_units(
+    files: Sequence[str],
+    group_rows: Mapping[str, Sequence[int]],
+    rows_wanted: int,
+    selected: Mapping[str, Sequence[int]] | None = None,
+) -> list[ReadUnit]:
+    """Cuts each file into runs of row groups of about ``rows_wanted`` rows (at least one group
+    each), in file order. ``group_rows[path]`` holds the rows of each row group of the file;
+    ``selected[path]``, when given, the only row groups of it that belong to the input (a chunk)."""
     units = []
-    for path, groups in zip(files, row_groups, strict=True):
-        first, rows = 0, 0
-        for index, group_rows in enumerate(groups):
-            rows += group_rows
-            if rows >= rows_wanted or index == len(groups) - 1:
-                units.append(ReadUnit(str(path), first, index + 1 - first, rows))
-                first, rows = index + 1, 0
-    return [u for u in units if u.rows]
+    for path in map(str, files):
+        sizes = group_rows[path]
+        indices = list((selected or {}).get(path, range(len(sizes))))
+        run, rows = [], 0
+        for position, index in enumerate(indices):
+            run.append(index)
+            rows += sizes[index]
+            if rows >= rows_wanted or position == len(indices) - 1:
+                if rows:
+                    units.append(ReadUnit(path, tuple(run), rows))
+                run, rows = [], 0
+    return units
 
 
 def rows_per_unit(total_rows: int, replicas: int, units_per_replica: int) -> int:
-    """About ``units_per_replica`` units per replica, so a slow unit does not hold the job up."""
-    return max(1, math.ceil(total_rows / max(1, replicas * max(1, units_per_replica))))
+    """About ``units_per_replica`` units per replica, so a slow unit does not hold the job up;
+    ``units_per_replica`` 0 makes each file one unit."""
+    if units_per_replica <= 0:
+        return max(1, total_rows)
+    return max(1, math.ceil(total_rows / max(1, replicas * units_per_replica)))
 
 
 def read_unit(
@@ -65,6 +77,7 @@ def read_unit(
     import pyarrow.parquet as pq
 
     reader = pq.ParquetFile(item["path"])
-    groups = list(range(item["first"], item["first"] + item["count"]))
-    for batch in reader.iter_batches(batch_size=batch_rows, row_groups=groups, columns=list(columns)):
+    for batch in reader.iter_batches(
+        batch_size=batch_rows, row_groups=list(item["groups"]), columns=list(columns)
+    ):
         yield pa.Table.from_batches([batch])

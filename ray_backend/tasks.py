@@ -11,22 +11,24 @@ from collections.abc import Iterator
 
 import pyarrow as pa
 
-from common.predictor import cached_predictor
-from common.result import note_device
+from common.model.predictor import cached_predictor, run_cpu_stage
+from common.run.result import note_device
 from ray_backend.reading import read_unit
 
 
 def predict_units(items: pa.Table, read: dict, predictor: dict, device_log: str) -> Iterator[pa.Table]:
     """A CPU task: reads each unit in batches and predicts them with this worker's Predictor
     (``predictor``: ``cached_predictor``'s arguments), under the job's error policy."""
-    model = cached_predictor(apply_transforms=True, **predictor)
+    model = cached_predictor(run_transforms=True, **predictor)
     note_device(device_log, model.device)
     for item in items.to_pylist():
         for batch in read_unit(item, **read):
             yield model.run_batch(batch)
 
 
-def read_units(items: pa.Table, **read) -> Iterator[pa.Table]:
-    """A read task ahead of the actor pool (GPU replicas, or a CPU stage): the units' batches."""
+def read_units(items: pa.Table, read: dict, cpu_stage: dict | None = None) -> Iterator[pa.Table]:
+    """A task ahead of the actor pool (GPU replicas, or a CPU stage): the units' batches, each
+    through the CPU stage (``run_cpu_stage``'s arguments) when there is one."""
     for item in items.to_pylist():
-        yield from read_unit(item, **read)
+        for batch in read_unit(item, **read):
+            yield batch if cpu_stage is None else run_cpu_stage(batch, **cpu_stage)

@@ -64,4 +64,4 @@ def test_csv_unit_reads_with_the_driver_schema(tmp_path):
 def test_rows_per_unit_aims_at_units_per_replica():
     assert rows_per_unit(1_000_000, replicas=2, units_per_replica=4) == 125_000
     assert rows_per_unit(1, replicas=2, units_per_replica=4) == 1
-    assert rows_per_unit(0, replicas=2, units_per_replica=0) == 1
+    assert rows_per_unit(1_000_000, replicas=2, units_per_replica=0) == 1_000_000  # a unit per file
