@@ -16,6 +16,7 @@ import os
 import resource
 import signal
 import subprocess
+import tempfile
 import time
 from dataclasses import dataclass, field
 
@@ -91,16 +92,22 @@ def run_fresh(
     seen (they are re-parented to init) and ``cpu_seconds`` misses them.
     """
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    started = time.perf_counter()
-    child = subprocess.Popen(
-        argv, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL
-    )
-    try:
-        out, err = child.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        child.kill()
-        out, err = child.communicate()
-    exited = time.perf_counter() - started
+    # Output to files, not pipes: a daemon that inherits a pipe would hold its end open, and the
+    # command would seem to run until the daemon exits.
+    with tempfile.TemporaryFile() as out_file, tempfile.TemporaryFile() as err_file:
+        started = time.perf_counter()
+        child = subprocess.Popen(
+            argv, env=env, cwd=cwd, stdout=out_file, stderr=err_file, stdin=subprocess.DEVNULL
+        )
+        try:
+            child.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
+        exited = time.perf_counter() - started
+        out_file.seek(0)
+        err_file.seek(0)
+        out, err = out_file.read(), err_file.read()
     last_gone, lingering = exited, []
     deadline = time.perf_counter() + linger
     while True:

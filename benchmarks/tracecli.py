@@ -70,9 +70,11 @@ def _wrap(owner, attr: str, phase: str) -> None:
 
 def install(backend: str) -> None:
     """Wraps the runner's phases and the backend's stages."""
-    import common.runner as runner
+    from common.run import runner
+    from common.run.engines import EngineSession
 
     mark("imported")
+    _wrap(EngineSession, "close", "stop engines")
     for attr, phase in (
         ("prepare", "input checks"),
         ("preflight", "preflight"),
