@@ -239,7 +239,7 @@ def run(job: Job, bundle: Bundle, inputs: InputInfo, stage: Path, settings: Spar
     devices = scratch_dir(stage) / "devices"
     result = predict_dataframe(df, bundle, job.passthrough_columns, settings.udf, policy, str(devices))
     try:
-        result.write.mode("errorifexists").parquet(str(stage))
+        result.write.parquet(str(stage))  # the default mode: fail if it exists (Connect rejects its name)
     except Exception as exc:  # an ANSI error in a sql transform: the compiled side's one line
         sql = [(t.output, t.params["expr"]) for t in bundle.transforms if t.op == "sql"]
         line = sql_error_line(exc, sql)
