@@ -20,12 +20,12 @@ def _predict_table(bundle_path: str, passthrough: tuple[str, ...]):
     cache = {}
 
     def predict(table):
-        from common.bundle import load_bundle
-        from common.predictor import Predictor
+        from common.model.predictor import Predictor
+        from common.spec.bundle import load_bundle
 
         if "predictor" not in cache:
             cache["predictor"] = Predictor(
-                load_bundle(bundle_path), apply_transforms=True, passthrough=passthrough
+                load_bundle(bundle_path), run_transforms=True, passthrough=passthrough
             )
         return cache["predictor"].predict(table)
 
@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
         "--passthrough", default="id", help="comma-separated input columns copied to the output"
     )
     args = parser.parse_args(argv)
-    from common.bundle import load_bundle  # the bundle's batch size and declared outputs, no model
+    from common.spec.bundle import load_bundle  # the bundle's batch size and declared outputs, no model
 
     bundle = load_bundle(args.bundle)
     passthrough = tuple(c for c in args.passthrough.split(",") if c)
@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
 
         import pyarrow.parquet as pq
 
-        from common.inputs import list_input_files
+        from common.run.inputs import list_input_files
 
         first = list_input_files(Path(args.input), "parquet")[0]
         in_schema = pq.read_schema(first)
