@@ -373,7 +373,7 @@ def main(argv: list[str] | None = None) -> int:
     engines = [e for e in args.engines.split(",") if e]
     out = args.out or Path(tempfile.mkdtemp(prefix="phases-"))
     out.mkdir(parents=True, exist_ok=True)
-    prepared = prepare(args.workload, sizes, default_files(), args.cache)
+    prepared = prepare(args.workload, sizes, default_files(), args.cache.resolve())
     load_start = os.getloadavg()[0]
     scratch = Path(tempfile.mkdtemp(prefix="phases-scratch-"))
     try:
