@@ -56,7 +56,7 @@ def become_subreaper() -> None:
         raise OSError(ctypes.get_errno(), "prctl(PR_SET_CHILD_SUBREAPER) failed")
 
 
-def _children(pid: int) -> list[int]:
+def _children(pid: int, zombies: bool = False) -> list[int]:
     found = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -66,7 +66,7 @@ def _children(pid: int) -> list[int]:
                 fields = handle.read().decode(errors="replace").rsplit(")", 1)[1].split()
         except OSError:
             continue
-        if int(fields[1]) == pid and fields[0] != "Z":
+        if int(fields[1]) == pid and (zombies or fields[0] != "Z"):
             found.append(int(entry))
     return found
 
@@ -92,6 +92,7 @@ def run_fresh(
     seen (they are re-parented to init) and ``cpu_seconds`` misses them.
     """
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    ours = set(_children(os.getpid(), zombies=True))  # a server this process runs is not the command's
     # Output to files, not pipes: a daemon that inherits a pipe would hold its end open, and the
     # command would seem to run until the daemon exits.
     with tempfile.TemporaryFile() as out_file, tempfile.TemporaryFile() as err_file:
@@ -110,21 +111,21 @@ def run_fresh(
         out, err = out_file.read(), err_file.read()
     last_gone, lingering = exited, []
     deadline = time.perf_counter() + linger
-    while True:
-        try:
-            pid, _ = os.waitpid(-1, os.WNOHANG)
-        except ChildProcessError:  # nothing left to wait for
-            break
-        if pid:
-            last_gone = time.perf_counter() - started
-            continue
+    while left := [pid for pid in _children(os.getpid(), zombies=True) if pid not in ours]:
+        for pid in left:  # what the command left, re-parented here: reap it once it exits
+            try:
+                if os.waitpid(pid, os.WNOHANG)[0]:
+                    last_gone = time.perf_counter() - started
+            except ChildProcessError:
+                pass
         if time.perf_counter() > deadline:
             for pid in _children(os.getpid()):
-                lingering.append(f"{pid} {_cmdline(pid)}")
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
+                if pid not in ours:
+                    lingering.append(f"{pid} {_cmdline(pid)}")
+                    try:
+                        os.kill(pid, signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
             deadline = time.perf_counter() + 1.0  # what the killed ones left is killed next round
         time.sleep(0.02)
     after = resource.getrusage(resource.RUSAGE_CHILDREN)

@@ -49,8 +49,10 @@ def job_file(prepared, rows: int, folder: Path, name: str = "", settings: dict |
     lines, section = [], ""
 
     def flush():  # the settings of the section that ends here, then forget them
-        lines.extend(
-            f"{key} = {json.dumps(value)}" for key, value in settings.pop(section.strip("[]"), {}).items()
+        lines.extend(  # a value of None removes the key
+            f"{key} = {json.dumps(value)}"
+            for key, value in settings.pop(section.strip("[]"), {}).items()
+            if value is not None
         )
 
     for line in prepared.job_path.read_text().splitlines():
@@ -76,12 +78,28 @@ def job_file(prepared, rows: int, folder: Path, name: str = "", settings: dict |
     return path
 
 
-def commands(prepared, rows: int, engines: list[str], folder: Path, trace: Path) -> dict[str, list[str]]:
-    """Contender name -> argv, for one input size."""
+def commands(
+    prepared, rows: int, engines: list[str], folder: Path, trace: Path, warm: dict[str, dict] | None = None
+) -> dict[str, list[str]]:
+    """Contender name -> argv, for one input size; ``warm``: engine -> the job settings that point
+    it at a warm engine (one more contender each)."""
     job = job_file(prepared, rows, folder)
     out = folder / "out"
     found = {}
     for engine in engines:
+        if warm and engine in warm:
+            warm_job = job_file(prepared, rows, folder, f"-warm-{engine}", {engine: warm[engine]})
+            found[f"warm {engine}"] = [
+                sys.executable,
+                "-m",
+                "benchmarks.tracecli",
+                str(trace),
+                "run",
+                str(warm_job),
+                "--backend",
+                engine,
+                "--overwrite",
+            ]
         found[f"cli {engine}"] = [
             sys.executable,
             "-m",
@@ -171,7 +189,7 @@ def measure_warm(prepared, engines: list[str], rounds: int, scratch: Path, log=p
     for engine in engines:
         server = WarmRay() if engine == "ray" else WarmSpark()
         with server:
-            settings = {"address": "auto"} if engine == "ray" else {"remote": server.url}
+            settings = {"address": "auto"} if engine == "ray" else {"remote": server.url, "master": None}
             env = {**_env(), **getattr(server, "env", {})}
             argv = commands(prepared, 1, [engine], folder, folder / "trace.jsonl", {engine: settings})[
                 f"warm {engine}"
@@ -368,6 +386,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
     parser.add_argument("--warm", action="store_true", help="also a 1-row job against warm local engines")
+    parser.add_argument("--cold-runs", type=Path, help="take the cold runs from this cold-runs.json instead")
     args = parser.parse_args(argv)
     sizes = [int(v.replace("_", "")) for v in args.rows.split(",") if v]
     engines = [e for e in args.engines.split(",") if e]
@@ -377,7 +396,11 @@ def main(argv: list[str] | None = None) -> int:
     load_start = os.getloadavg()[0]
     scratch = Path(tempfile.mkdtemp(prefix="phases-scratch-"))
     try:
-        records = measure(prepared, sizes, engines, args.rounds, scratch)
+        if args.cold_runs:
+            records = json.loads(args.cold_runs.read_text())
+        else:
+            records = measure(prepared, sizes, engines, args.rounds, scratch)
+        (out / "cold-runs.json").write_text(json.dumps(records, indent=1))  # kept if the warm part fails
         if args.warm:
             records += measure_warm(prepared, engines, args.rounds, scratch)
     finally:
