@@ -3,6 +3,9 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# Spark's class-data-sharing archive, built once per venv: the driver JVM starts in about half
+# the CPU (spark_backend/engine.py, README "Benchmarks"). Skipped, with a note, without Java.
+CDS_STAMP := $(VENV)/.spark-cds
 # torch first, pinned: on a CPU machine this takes the local CPU build, not GBs of CUDA packages.
 TORCH_PIN ?= torch==2.13.0
 # xgboost and onnxruntime wheels: cpu (xgboost-cpu, onnxruntime: no CUDA, no NCCL) or gpu (xgboost,
@@ -22,7 +25,11 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e ".[test,$(MODEL_EXTRAS)]"
 	touch $(STAMP)
 
-venv: $(STAMP)
+$(CDS_STAMP): $(STAMP)
+	@if command -v java >/dev/null 2>&1; then $(PY) -m spark_backend.engine build-cds && touch $(CDS_STAMP); \
+	else echo "note: no java: Spark's class-data-sharing archive is not built (Spark jobs start slower)"; fi
+
+venv: $(STAMP) $(CDS_STAMP)
 
 examples: venv
 	$(PY) -m examples.build
@@ -40,7 +47,7 @@ format: venv
 	$(VENV)/bin/ruff check --fix .
 
 test: check-java venv lint
-	$(PY) -m pytest -q tests parity_tests benchmarks/test_smoke.py benchmarks/test_gpu_check.py
+	$(PY) -m pytest -q tests parity_tests benchmarks/test_smoke.py benchmarks/test_gpu_check.py benchmarks/test_phases.py
 
 unit: venv
 	$(PY) -m pytest -q tests

@@ -87,6 +87,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--out", type=Path, help="results folder (default: benchmarks/results/[gpu/]<timestamp>)"
     )
     parser.add_argument(
+        "--phase-rounds",
+        type=int,
+        default=None,
+        help="rounds of the fresh-process phase trace and floors (benchmarks.phases); default 2, 0 for smoke",
+    )
+    parser.add_argument("--no-warm", action="store_true", help="skip the warm-engine runs of the phase trace")
+    parser.add_argument(
         "--cache", type=Path, default=DEFAULT_CACHE, help="where built workloads are kept between runs"
     )
     parser.add_argument(
@@ -118,6 +125,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             args.rows = [int(v.replace("_", "")) for v in args.size.split(",")]
         except ValueError:
             parser.error(f"--size {args.size!r}: not a preset ({', '.join(PRESETS)}) or a list of row counts")
+    if args.phase_rounds is None:
+        args.phase_rounds = 0 if args.size == "smoke" else 2
     if args.repeat < 0:
         parser.error("--repeat must be >= 0")
     return args
@@ -258,8 +267,41 @@ def summarize_and_write(out: Path, meta: dict, results: list[dict]) -> list[dict
     ]
     table_sizes = {w: sizes["table"] for w, sizes in meta["config"]["sizes"].items()}
     report.add_ratios(summaries, table_sizes)
-    report.write(out, meta, summaries, report.evaluate_targets(summaries, table_sizes), results)
+    targets = report.evaluate_targets(summaries, table_sizes) + (meta.get("phases") or {}).get("targets", [])
+    report.write(out, meta, summaries, targets, results)
     return summaries
+
+
+def run_phases(args, sizes: dict, out: Path) -> dict:
+    """``benchmarks.phases`` in its own process (it reaps every process its runs leave): a 1-row
+    job and tabular_torch's largest size, cold, against each engine's hand-written floor, then a
+    1-row job on warm engines. Runs before the trials, so its fresh processes see the same load."""
+    from benchmarks.phases import WORKLOAD
+
+    largest = max(sizes.get(WORKLOAD, {"table": [1]})["table"])
+    folder = out / "phases"
+    argv = [
+        sys.executable,
+        "-m",
+        "benchmarks.phases",
+        "--rows",
+        f"1,{largest}",
+        "--rounds",
+        str(args.phase_rounds),
+        "--cache",
+        str(args.cache),
+        "--out",
+        str(folder),
+    ] + ([] if args.no_warm else ["--warm"])
+    print(f"phases: {' '.join(argv[2:])}", flush=True)
+    with open(out / "logs" / "phases.log", "w") as log:
+        code = subprocess.run(
+            argv, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, timeout=args.timeout
+        ).returncode
+    if code != 0 or not (folder / "phases.json").exists():
+        return {"error": f"benchmarks.phases exited with {code} (log: {out / 'logs' / 'phases.log'})"}
+    data = json.loads((folder / "phases.json").read_text())
+    return {**data["summary"], "meta": data["meta"], "markdown": (folder / "phases.md").read_text()}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -293,6 +335,7 @@ def main(argv: list[str] | None = None) -> int:
         prepared[workload] = prepare(workload, all_sizes, args.files, args.cache, args.seed)
         print(f"{workload}: sizes {', '.join(f'{r:,}' for r in all_sizes)}", flush=True)
 
+    phases = run_phases(args, sizes, out) if args.phase_rounds else None
     results = []
     groups = plan_trials(args, sizes)
     for index, (workload, trials) in enumerate(groups):
@@ -319,6 +362,8 @@ def main(argv: list[str] | None = None) -> int:
         },
         "builds": {w: p.build_metrics for w, p in prepared.items()},
     }
+    if phases is not None:
+        meta["phases"] = phases
     summaries = summarize_and_write(out, meta, results)
     shutil.rmtree(out / ".scratch", ignore_errors=True)
     print((out / "results.md").read_text())

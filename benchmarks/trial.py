@@ -24,6 +24,7 @@ import pyarrow.parquet as pq
 
 from benchmarks import procfs
 from benchmarks.contenders import ENGINE, make
+from common.run.backends import get_backend
 from common.run.output import output_files
 from common.spec.bundle import load_bundle
 from common.spec.job import load_job
@@ -165,27 +166,9 @@ def run_trials(spec: dict) -> dict:
 
 
 def stop_engine(engine: str) -> None:
-    """Stops this process's Spark session or Ray instance (the ceiling's pool stops with it)."""
-    if engine == "spark" and "pyspark" in sys.modules:
-        from pyspark import SparkContext
-        from pyspark.sql import SparkSession
-
-        session = SparkSession.getActiveSession()
-        if session is not None:
-            session.stop()
-        gateway = SparkContext._gateway  # the JVM outlives stop(); it exits when its stdin closes
-        if gateway is not None:
-            process = getattr(gateway, "proc", None)
-            gateway.shutdown()
-            if process is not None:
-                process.stdin.close()
-                process.wait(timeout=60)
-            SparkContext._gateway = SparkContext._jvm = None
-    if engine == "ray" and "ray" in sys.modules:
-        import ray
-
-        if ray.is_initialized():
-            ray.shutdown()
+    """Stops the Spark session or Ray instance this process started (the ceiling's pool stops with it)."""
+    if engine in ("spark", "ray"):
+        get_backend(engine).stop()
 
 
 def main() -> None:

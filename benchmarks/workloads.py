@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import importlib.util
 import json
 import math
 import os
@@ -42,6 +43,7 @@ PRESETS: dict[str, dict[str, dict[str, list[int]]]] = {
             "tabular_onnx": [2_000],
             "text_transformers": [512],
             "generation_transformers": [128],
+            "heavy_mlp": [512],
         },
         "scaling": {},
     },
@@ -59,6 +61,7 @@ PRESETS: dict[str, dict[str, dict[str, list[int]]]] = {
             "tabular_onnx": [100_000, 1_000_000],
             "text_transformers": [2_000, 10_000],
             "generation_transformers": [200, 1_000],
+            "heavy_mlp": [5_000, 20_000],
         },
         "scaling": {"tabular_torch": [10_000, 100_000, 1_000_000]},
     },
@@ -74,6 +77,7 @@ PRESETS: dict[str, dict[str, dict[str, list[int]]]] = {
             "tabular_onnx": [100_000, 1_000_000],
             "text_transformers": [10_000, 50_000],
             "generation_transformers": [1_000, 5_000],
+            "heavy_mlp": [20_000, 100_000],
         },
         "scaling": {
             "tabular_torch": [10_000, 100_000, 1_000_000, 5_000_000],
@@ -90,14 +94,20 @@ TORCH_WORKLOADS = (
     "images",
     "text_transformers",
     "generation_transformers",
+    "heavy_mlp",
 )
 
 
+# Benchmark-only workloads: a module with ``build(size, seed, out_dir)`` that also writes the
+# job file, and the examples whose code it builds on (for the cache's source hash).
+BENCH_WORKLOADS = {"heavy_mlp": ("benchmarks.heavy_mlp", ["tabular_torch"])}
+
+
 def available_workloads() -> list[str]:
-    """Every example folder with a ``build.py`` and a ``job.toml``, by name."""
+    """Every example folder with a ``build.py`` and a ``job.toml``, by name, and the benchmark's own."""
     from examples.build import example_names
 
-    return example_names()
+    return [*example_names(), *sorted(BENCH_WORKLOADS)]
 
 
 def plan_sizes(
@@ -134,7 +144,10 @@ class PreparedWorkload:
 def source_hash(name: str, seed: int) -> str:
     """Changes when the example's code, job file or the shared build helpers change."""
     digest = hashlib.sha256(str(seed).encode())
-    files = sorted((EXAMPLES / name).glob("*.py")) + [EXAMPLES / name / "job.toml"]
+    module, examples = BENCH_WORKLOADS.get(name, (None, [name]))
+    files = [Path(importlib.util.find_spec(module).origin)] if module else []
+    for example in examples:
+        files += sorted((EXAMPLES / example).glob("*.py")) + [EXAMPLES / example / "job.toml"]
     files += [p for p in (EXAMPLES / "_torch_common.py",) if p.exists()]
     for path in files:
         digest.update(path.name.encode())
@@ -155,8 +168,11 @@ def prepare(
         shutil.rmtree(folder, ignore_errors=True)
         folder.mkdir(parents=True)
         started = time.perf_counter()
-        metrics = importlib.import_module(f"examples.{name}.build").build(largest, seed, folder)
-        shutil.copy(EXAMPLES / name / "job.toml", folder / "job.toml")
+        if name in BENCH_WORKLOADS:  # its build writes the job file too
+            metrics = importlib.import_module(BENCH_WORKLOADS[name][0]).build(largest, seed, folder)
+        else:
+            metrics = importlib.import_module(f"examples.{name}.build").build(largest, seed, folder)
+            shutil.copy(EXAMPLES / name / "job.toml", folder / "job.toml")
         stamp = {
             **wanted,
             "rows": largest,

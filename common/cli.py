@@ -7,6 +7,7 @@ one line naming the file, column or field at fault, and publish nothing.
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import warnings
 from pathlib import Path
@@ -14,6 +15,7 @@ from pathlib import Path
 from common.errors import EXIT_ERROR, EXIT_OK, EXIT_PARITY_FAILED, BatchPredictError
 from common.rollout.certificate import AUTO
 from common.run.backends import ENV_VAR, backend_names, engine_names
+from common.run.engines import EngineSession, Terminated, stop_on_signals
 
 DESCRIPTION = """\
 Batch prediction on Spark or Ray from one job file and one model bundle, and proof that the two
@@ -21,6 +23,7 @@ engines give the same answers.
 
 commands:
   run JOB.toml --backend {spark,ray,auto}   run a job; prints one summary line
+  run JOB.toml JOB.toml ... --backend ray   run jobs on one engine started once; a line each
   run JOB.toml --backend spark --shadow ray also run Ray beside it and compare (one more line)
   run JOB.toml --resume                     finish a run that was killed, keeping its done chunks
   parity JOB.toml                           run Spark, Ray and the reference, compare all three
@@ -28,7 +31,8 @@ commands:
   certificate JOB.toml                      whether the job's parity certificate holds, and why
   compare A B --key id                      compare two existing outputs (Parquet files or folders)
 
-exit codes: 0 ok, 1 parity outside tolerance, 2 error (one line on stderr, nothing published).
+exit codes: 0 ok, 1 parity outside tolerance, 2 error (one line on stderr, nothing published),
+130 Ctrl-C, 143 SIGTERM (nothing published; the engines this command started are stopped).
 """
 
 
@@ -39,8 +43,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show full tracebacks on error")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    run = sub.add_parser("run", help="run a job on one backend", description="Run a batch-prediction job.")
-    run.add_argument("job", help="the job file (TOML)")
+    run = sub.add_parser(
+        "run",
+        help="run jobs on one backend",
+        description="Run batch-prediction jobs, one after another on one engine started once.",
+    )
+    run.add_argument("jobs", nargs="+", metavar="JOB", help="job files (TOML)")
     run.add_argument(
         "--backend",
         choices=[*backend_names(), AUTO],
@@ -116,39 +124,70 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     warnings.simplefilter("ignore", DeprecationWarning)
-    try:
-        if args.command == "run":
-            return _run(args)
-        if args.command == "parity":
-            return _parity(args)
-        if args.command == "certificate":
-            return _certificate(args)
-        return _compare(args)
-    except BatchPredictError as exc:
-        print(f"batch-predict: error: {exc}", file=sys.stderr)
-        return EXIT_ERROR
-    except Exception as exc:  # an engine failure: still one line, and nothing published
-        if args.debug:
-            raise
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        print(
-            f"batch-predict: error: {type(exc).__name__}: {first} (use --debug for the traceback)",
-            file=sys.stderr,
-        )
-        return EXIT_ERROR
+    # Engines start once for all the command's jobs and stop before it exits, whatever ends it:
+    # a child process left running would cost the next scheduled job its CPUs.
+    with stop_on_signals(), EngineSession() as engines:
+        try:
+            if args.command == "run":
+                return _run(args, engines)
+            if args.command == "parity":
+                return _parity(args)
+            if args.command == "certificate":
+                return _certificate(args)
+            return _compare(args)
+        except (KeyboardInterrupt, Terminated) as exc:
+            what = "interrupted" if isinstance(exc, KeyboardInterrupt) else "terminated"
+            print(f"batch-predict: {what}; nothing published", file=sys.stderr)
+            return 128 + (signal.SIGINT if isinstance(exc, KeyboardInterrupt) else signal.SIGTERM)
+        except BatchPredictError as exc:
+            print(f"batch-predict: error: {exc}", file=sys.stderr)
+            return EXIT_ERROR
+        except Exception as exc:  # an engine failure: still one line, and nothing published
+            if args.debug:
+                raise
+            print(f"batch-predict: error: {_one_line(exc)}", file=sys.stderr)
+            return EXIT_ERROR
 
 
-def _run(args) -> int:
+def _one_line(exc: Exception) -> str:
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {first} (use --debug for the traceback)"
+
+
+def _run(args, engines: EngineSession) -> int:
+    """Each job in turn on one engine; with several, a job's error is its one line and the next
+    job still runs (exit 2 if any failed)."""
+    if len(args.jobs) == 1:
+        return _run_one(args, args.jobs[0], engines)
+    if args.input or args.output or args.shadow or args.resume:
+        raise BatchPredictError("--input, --output, --shadow and --resume apply to one job at a time")
+    status = EXIT_OK
+    for path in args.jobs:
+        try:
+            code = _run_one(args, path, engines)
+        except BatchPredictError as exc:
+            print(f"batch-predict: error: {exc}", file=sys.stderr, flush=True)
+            code = EXIT_ERROR
+        except Exception as exc:
+            if args.debug:
+                raise
+            print(f"batch-predict: error: {_one_line(exc)}", file=sys.stderr, flush=True)
+            code = EXIT_ERROR
+        status = max(status, code)
+    return status
+
+
+def _run_one(args, path: str, engines: EngineSession) -> int:
     from common.rollout.shadow import run_shadow
     from common.run.runner import run_job
     from common.spec.job import load_job
 
-    job = load_job(args.job).with_paths(args.input, args.output)
+    job = load_job(path).with_paths(args.input, args.output)
     if args.overwrite:
         from dataclasses import replace
 
         job = replace(job, overwrite=True)
-    result = run_job(job, args.backend, resume=args.resume, progress=not args.quiet)
+    result = run_job(job, args.backend, resume=args.resume, progress=not args.quiet, engines=engines)
     print(result.summary(), flush=True)
     if args.shadow:
         shadow = run_shadow(job, result, args.shadow)

@@ -1,18 +1,19 @@
-"""Runs a job on Ray Data: read Parquet, transforms + model in one callable class, write Parquet.
+"""Runs a job on Ray Data: read units planned on the driver, the bundle, Parquet out.
 
-The callable class loads the model once per actor; transforms run inside it, numeric ones as
-torch tensors on the model's device. With GPU replicas (or ``[ray] cpu_stage = true``) the host
-transforms and the handler's ``preprocess`` (tokenizing) run first, in a CPU operator of their
-own, so they overlap with the GPU work. CPU reservations are sized so that the replicas always
-leave a CPU for the read and write tasks: on 2 CPUs, 2 replicas holding 1 CPU each starve the
-reads and the job hangs forever.
+On CPUs, each unit of the input (whole Parquet row groups, ``ray_backend.reading``) is one Ray
+task that reads it, runs the transforms and the model (``Predictor.run_batch``) and writes it:
+Ray Data fuses the three, as the ceiling's processes do, and a worker process keeps its loaded
+model for its later tasks and jobs (``ray_backend.tasks``). With GPU replicas (or ``[ray]
+cpu_stage = true``) the model runs in an actor pool instead, one actor per replica holding its
+GPU, fed by read tasks and (for host transforms and ``preprocess``) a CPU operator, so reading
+and CPU work overlap the GPU's. CPU reservations are sized so that the replicas always leave a
+CPU for the read and write tasks: on 2 CPUs, 2 actors holding 1 CPU each starve the reads and the
+job hangs forever.
 """
 
 from __future__ import annotations
 
-import logging
 import math
-import time
 import warnings
 from pathlib import Path
 
@@ -21,14 +22,17 @@ import ray
 
 from common.model.handler import has_preprocess
 from common.model.kinds import handler_for
-from common.model.predictor import ErrorPolicy, cached_predictor, error_policy, run_cpu_stage
+from common.model.predictor import ErrorPolicy, cached_predictor, error_policy
 from common.run.inputs import InputInfo
 from common.run.output import scratch_dir
 from common.run.result import EngineRun, note_device, noted_devices
 from common.spec.bundle import Bundle
 from common.spec.job import Job
 from common.spec.transforms import split_host_stage
+from ray_backend import engine
+from ray_backend.reading import plan_units, rows_per_unit
 from ray_backend.settings import RaySettings
+from ray_backend.tasks import predict_units, read_units
 
 
 class PredictBatches:
@@ -55,14 +59,8 @@ class PredictBatches:
 
 
 def ensure_ray(settings: RaySettings) -> float:
-    """Starts or joins Ray unless it is already running here; returns the start seconds.
-
-    Joining a cluster (``[ray] address``) ships this harness's own packages to the workers as
-    ``py_modules`` (merged into ``[ray] runtime_env``), so a worker runs the driver's code;
-    the job's input, output and bundle paths must still be readable from every node. A cluster
-    that refuses the driver's auth token fails with a one-line hint instead of Ray's generic
-    "Failed to connect".
-    """
+    """Starts or joins Ray unless it is already running here; returns the start seconds
+    (``ray_backend.engine``: the start options, shipping the code to a cluster, the auth hint)."""
     if ray.is_initialized():
         for name in ("address", "runtime_env"):
             if getattr(settings, name):
@@ -72,28 +70,8 @@ def ensure_ray(settings: RaySettings) -> float:
                     stacklevel=2,
                 )
         return 0.0
-    started = time.perf_counter()
-    kwargs = dict(include_dashboard=False, logging_level=logging.WARNING, log_to_driver=False)
-    if settings.address:
-        runtime_env = dict(settings.runtime_env)
-        import common
-
-        ours = [str(Path(common.__file__).parent), str(Path(__file__).parent)]
-        runtime_env["py_modules"] = [*ours, *runtime_env.get("py_modules", [])]
-        try:
-            ray.init(address=settings.address, runtime_env=runtime_env, **kwargs)
-        except ConnectionError as exc:  # Ray 2.60 keeps the AuthenticationError as text in the cause
-            if "InvalidAuthToken" not in f"{exc} {exc.__cause__}":
-                raise
-            raise ConnectionError(
-                f"the Ray cluster at {settings.address} refused this driver's auth token: set "
-                "RAY_AUTH_MODE=token "
-                "and the cluster's token (RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH or ~/.ray/auth_token; "
-                "`ray get-auth-token` on the head node prints it)"
-            ) from exc
-    else:
-        ray.init(runtime_env=dict(settings.runtime_env) or None, **kwargs)
-    return time.perf_counter() - started
+    ship = None if settings.ship_code == "auto" else bool(settings.ship_code)
+    return engine.start(settings.address, dict(settings.runtime_env), ship_code=ship)
 
 
 def replica_resources(
@@ -128,59 +106,117 @@ def run(job: Job, bundle: Bundle, inputs: InputInfo, stage: Path, settings: RayS
     startup = ensure_ray(settings)
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = settings.progress_bars
+    # Ray Data reserves a share of the cluster for each operator's outputs; on 2 CPUs that let one
+    # task run at a time (measured: 4 equal tasks ran one after another, 1.3 s instead of 0.6 s).
+    # Only for this job: the process's other Ray Data work keeps its own setting.
+    reserving, context.op_resource_reservation_enabled = context.op_resource_reservation_enabled, False
+    try:
+        return _run(job, bundle, inputs, stage, settings, startup)
+    finally:
+        context.op_resource_reservation_enabled = reserving
+
+
+def _run(job: Job, bundle: Bundle, inputs: InputInfo, stage: Path, settings: RaySettings, startup: float):
     if not settings.progress_bars:
-        logging.getLogger("ray.data").setLevel(logging.WARNING)
+        engine.quiet_loggers()  # after ray.data set up its logging
     cpus, gpus = replica_resources(settings)
     batch_size = settings.gpu_batch_size if gpus and settings.gpu_batch_size else bundle.batch_size
     needed = list(dict.fromkeys([*job.passthrough_columns, *_input_columns(bundle, inputs.schema)]))
-    if inputs.format == "csv":
-        ds = ray.data.read_csv(inputs.paths, convert_options=inputs.csv_options(needed))
-    else:
-        ds = read_parquet(inputs, needed)
-    rows_per_block = block_rows(
-        inputs.num_rows, batch_size, settings.concurrency, settings.blocks_per_replica
+    units = plan_units(
+        inputs.paths,
+        inputs.group_rows,
+        rows_per_unit(inputs.num_rows, settings.concurrency, settings.blocks_per_replica),
+        selected=inputs.row_groups,  # a chunk of a resumable run: only its own row groups
     )
-    if rows_per_block:
-        # Ray 2.60 packs Parquet files into 128 MiB read tasks: a 1M-row input is one block, which
-        # one task of each operator then processes alone (no overlap, one replica busy).
-        ds = ds.repartition(target_num_rows_per_block=rows_per_block)
+    replicas = max(1, min(settings.concurrency, len(units)))  # never more replicas than units of work
     policy = error_policy(job, scratch_dir(stage))
-    devices = scratch_dir(stage) / "devices"
+    devices = str(scratch_dir(stage) / "devices")
     cpu_stage = cpu_stage_plan(bundle, settings, gpus, job.on_error)
-    if cpu_stage is not None:  # string/hash/time ops and tokenizing: a CPU operator, overlapping the model's
-        host_ops, preprocess = cpu_stage
-        stage_kwargs = {
+    read = {
+        "columns": needed,
+        "batch_rows": batch_size,
+        "fmt": inputs.format,
+        "schema": inputs.schema if inputs.format == "csv" else None,
+    }
+    details = {"replicas": replicas, "read_units": len(units), "replica_gpus": gpus}
+    write_args: dict = {}
+    if not units:  # an empty input: no task to run; the runner publishes an empty, typed output
+        return EngineRun(startup_seconds=startup, device="cuda" if gpus else "cpu", details=details)
+    ds = ray.data.from_items([u.to_item() for u in units], override_num_blocks=len(units))
+    if gpus == 0 and cpu_stage is None:
+        # One task per unit reads, predicts and writes (Ray Data fuses them), in a worker that keeps
+        # its model between tasks and jobs. Each task reserves the cluster's CPUs / concurrency, so
+        # at most `concurrency` run at once, with as many torch threads. A task whose worker dies
+        # (OOM, kill, lost node) is retried at most 3 times: one that always kills its worker fails
+        # the job instead of looping. Exceptions raised by the model are not retried (they recur).
+        task_cpus = task_cpu_share(settings)
+        predictor = {
             "bundle_path": str(bundle.path),
-            "transforms": host_ops,
-            "preprocess": preprocess,
-            "key": tuple(job.key),
+            "passthrough": job.passthrough_columns,
+            "policy": policy,
+            "threads": max(1, math.floor(task_cpus)),
         }
+        # The write gets the same remote arguments, or Ray Data would not fuse it into the task.
+        write_args = {"num_cpus": task_cpus, "max_retries": 3}
+        with warnings.catch_warnings():  # max_retries travels as **ray_remote_args (see _replica_pool)
+            warnings.filterwarnings("ignore", message="`ray_remote_args` is deprecated")
+            ds = ds.map_batches(
+                predict_units,
+                fn_kwargs={"read": read, "predictor": predictor, "device_log": devices},
+                batch_size=1,
+                batch_format="pyarrow",
+                **write_args,
+            )
+        details["replica_cpus"] = task_cpus
+    else:
+        stage_args = None
+        if cpu_stage is not None:  # string/hash/time ops and tokenizing, in the read tasks
+            host_ops, preprocess = cpu_stage
+            stage_args = {
+                "bundle_path": str(bundle.path),
+                "transforms": host_ops,
+                "preprocess": preprocess,
+                "key": tuple(job.key),
+            }
         ds = ds.map_batches(
-            run_cpu_stage,
-            fn_kwargs=stage_kwargs,
-            batch_size=batch_size,
+            read_units,
+            fn_kwargs={"read": read, "cpu_stage": stage_args},
+            batch_size=1,
             batch_format="pyarrow",
-            zero_copy_batch=True,
             num_cpus=1,
         )
+        ds = _replica_pool(
+            ds, bundle, job, policy, devices, batch_size, cpus, gpus, replicas, cpu_stage is not None
+        )
+        host_ops, preprocess = cpu_stage or ([], False)
+        details.update(
+            {"replica_cpus": cpus, "host_stage_ops": [t.op for t in host_ops], "preprocess_stage": preprocess}
+        )
+    ds.write_parquet(str(stage), ray_remote_args=write_args)
+    device = noted_devices(Path(devices), "cuda" if gpus else "cpu")
+    return EngineRun(startup_seconds=startup, device=device, details=details)
+
+
+def _replica_pool(ds, bundle, job, policy, devices, batch_size, cpus, gpus, replicas, host_stage_done: bool):
+    """The model replicas: an actor pool (GPUs when reserved), fed by the read tasks."""
     with warnings.catch_warnings():
         # max_restarts / max_task_retries travel as **ray_remote_args, which Ray 2.60 deprecates
         # (removal announced for 2.64) without a named replacement; the bound matters, so keep it.
         warnings.filterwarnings("ignore", message="`ray_remote_args` is deprecated")
-        ds = ds.map_batches(
+        return ds.map_batches(
             PredictBatches,
             fn_constructor_kwargs={
                 "bundle_path": str(bundle.path),
                 "passthrough": job.passthrough_columns,
                 "policy": policy,
                 "threads": max(1, round(cpus)),
-                "host_stage_done": cpu_stage is not None,
-                "device_log": str(devices),
+                "host_stage_done": host_stage_done,
+                "device_log": devices,
             },
             batch_size=batch_size,
             batch_format="pyarrow",
             zero_copy_batch=True,
-            compute=ray.data.ActorPoolStrategy(size=settings.concurrency),
+            compute=ray.data.ActorPoolStrategy(size=replicas),
             num_cpus=cpus,
             num_gpus=gpus,
             # A replica that dies (OOM, lost node, crash) is restarted and its batch retried, at most
@@ -189,51 +225,15 @@ def run(job: Job, bundle: Bundle, inputs: InputInfo, stage: Path, settings: RayS
             max_restarts=-1,
             max_task_retries=3,
         )
-    ds.write_parquet(str(stage))
-    device = noted_devices(devices, "cuda" if gpus else "cpu")
-    host_ops, preprocess = cpu_stage or ([], False)
-    details = {
-        "replica_cpus": cpus,
-        "replica_gpus": gpus,
-        "host_stage_ops": [t.op for t in host_ops],
-        "preprocess_stage": preprocess,
-        "rows_per_block": rows_per_block,
-    }
-    return EngineRun(startup_seconds=startup, device=device, details=details)
 
 
-def read_parquet(inputs: InputInfo, columns: list[str]) -> ray.data.Dataset:
-    """The input's whole files through Ray's Parquet reader; a chunk's row groups of a file
-    (``inputs.row_groups``) are read by Ray tasks of their own, one file each."""
-    parts = [ray.data.read_parquet(inputs.whole_paths, columns=columns)] if inputs.whole_paths else []
-    if inputs.row_groups:
-        items = [{"file": file, "row_groups": list(groups)} for file, groups in inputs.row_groups.items()]
-        parts.append(
-            ray.data.from_items(items).map_batches(
-                read_row_groups, fn_kwargs={"columns": columns}, batch_size=1, batch_format="pyarrow"
-            )
-        )
-    return parts[0].union(*parts[1:]) if len(parts) > 1 else parts[0]
-
-
-def read_row_groups(batch: pa.Table, columns: list[str]) -> pa.Table:
-    """Reads the row groups each row of ``batch`` names (``file``, ``row_groups``)."""
-    import pyarrow.parquet as pq
-
-    files, groups = batch.column("file").to_pylist(), batch.column("row_groups").to_pylist()
-    tables = [
-        pq.ParquetFile(f).read_row_groups(g, columns=columns) for f, g in zip(files, groups, strict=True)
-    ]
-    return pa.concat_tables(tables)
-
-
-def block_rows(rows: int, batch_size: int, concurrency: int, blocks_per_replica: int) -> int:
-    """Rows per block for about ``blocks_per_replica`` blocks per replica, a multiple of the batch
-    size (at least one batch); 0 when ``blocks_per_replica`` is 0 (keep the reader's blocks)."""
-    if not blocks_per_replica:
-        return 0
-    per_block = math.ceil(rows / (blocks_per_replica * concurrency))
-    return max(1, math.ceil(per_block / batch_size)) * batch_size
+def task_cpu_share(settings: RaySettings, resources: dict[str, float] | None = None) -> float:
+    """CPUs each CPU task reserves: ``num_cpus``, or (``auto``) the cluster's CPUs shared among
+    ``concurrency`` tasks, so that no more than ``concurrency`` run at once."""
+    if settings.num_cpus != "auto":
+        return float(settings.num_cpus)
+    resources = ray.cluster_resources() if resources is None else resources
+    return max(1.0, resources.get("CPU", 1.0) / settings.concurrency)
 
 
 def cpu_stage_plan(

@@ -16,23 +16,27 @@ class RaySettings:
     Attributes:
         address: empty to start Ray locally; ``auto``, ``host:port`` or ``ray://host:10001`` to join a
             cluster.
-        concurrency: model replicas (actors), each loading the model once.
+        concurrency: model replicas, each loading the model once: on CPUs, tasks that each read,
+            predict and write a unit of the input (at most this many at once); with GPUs (or a
+            CPU stage), actors. Never more than the input has units, so a small input gets one.
         num_gpus: GPUs per replica; ``auto`` = 1 when the cluster has a GPU per replica, an even
             share when it has fewer (1 GPU, 2 replicas: 0.5 each), 0 without GPUs.
         num_cpus: CPUs each replica reserves; ``auto`` leaves at least one CPU for reading and
             writing so that replicas cannot starve the read tasks (which hangs the job).
         gpu_batch_size: rows per model call when replicas hold a GPU (0 = the bundle's batch_size).
-        blocks_per_replica: the input is cut into about this many blocks per replica (whole
-            batches each), so operators overlap and every replica gets work; 0 keeps the
-            reader's blocks (Ray 2.60 reads up to 128 MiB of Parquet into one block).
+        blocks_per_replica: the input is cut into about this many read units per replica (runs of
+            whole Parquet row groups, planned on the driver), so every replica gets work and a
+            slow unit does not hold the job up; 0 = one unit per file.
         progress_bars: show Ray Data's progress bars.
         cpu_stage: run the host transforms (string, hash, time zone) and the handler's
             ``preprocess`` (tokenizing) as a separate CPU operator before the model replicas,
             so they overlap with GPU work; ``auto`` = when replicas hold GPUs. Off under
             ``on_error = "dead_letter"`` (its errors are per model batch).
         runtime_env: a Ray runtime environment for the job (``env_vars``, ``pip``, ``py_modules``,
-            ...), passed to ``ray.init``. Joining a cluster also ships this harness's own packages
-            as ``py_modules``, so nodes need Ray and the model libraries but not this package.
+            ...), passed to ``ray.init``.
+        ship_code: send this harness's own packages to the cluster as ``py_modules``, so nodes need
+            Ray and the model libraries but not this package; ``auto`` = when the cluster's head
+            is on another machine (a cluster started here runs the same files already).
     """
 
     address: str = ""
@@ -44,6 +48,7 @@ class RaySettings:
     progress_bars: bool = False
     cpu_stage: Literal["auto"] | bool = "auto"
     runtime_env: Mapping[str, Any] = field(default_factory=dict)
+    ship_code: Literal["auto"] | bool = "auto"
 
     def check(self, where: str) -> None:
         if self.concurrency < 1:

@@ -6,4 +6,9 @@ Importing this package does not import pyspark; running a job does (``spark_back
 from common.run.backends import EngineBackend
 from spark_backend.settings import SparkSettings
 
-BACKEND = EngineBackend(name="spark", settings_class=SparkSettings, executor="spark_backend.executor")
+BACKEND = EngineBackend(
+    name="spark",
+    settings_class=SparkSettings,
+    executor="spark_backend.executor",
+    engine="spark_backend.engine",
+)

@@ -31,6 +31,7 @@ from common.spec.bundle import Bundle
 from common.spec.job import Job
 from common.sql import SqlRuntimeError
 from common.sql.spark_errors import ansi_error_class, sql_error_line
+from spark_backend import engine
 from spark_backend.settings import SparkSettings
 from spark_backend.transforms import apply_transforms
 
@@ -41,18 +42,24 @@ _FIXED_CONF = {
     "spark.sql.execution.arrow.pyspark.enabled": "true",
     "spark.ui.showConsoleProgress": "false",
 }
+# What a Spark Connect client may set on its session (the server owns the static settings).
+_CONNECT_CONF = {"spark.sql.session.timeZone": "UTC"}
 
 
 def get_session(settings: SparkSettings) -> tuple[SparkSession, float]:
-    """The active SparkSession, or a new one from the settings; returns it and its start seconds."""
+    """The active SparkSession, or a new one from the settings; returns it and its start seconds.
+
+    A new local or cluster session starts its driver JVM with ``spark_backend.engine``'s options
+    (C1-only JIT, the venv's class-data-sharing archive, quiet logging, the JVM's output in a log
+    file); ``[spark] remote`` connects to a running Spark Connect server instead.
+    """
     active = SparkSession.getActiveSession()
     if active is not None:
-        master = active.sparkContext.master
-        if master != settings.master and settings.master != SparkSettings.master:
+        master = _master(active)
+        if settings.remote or (master != settings.master and settings.master != SparkSettings.master):
+            wanted = f"remote = {settings.remote}" if settings.remote else f"master = {settings.master}"
             warnings.warn(
-                f"reusing the running Spark session on {master}; [spark] master = {settings.master} is "
-                "ignored",
-                stacklevel=2,
+                f"reusing the running Spark session on {master}; [spark] {wanted} is ignored", stacklevel=2
             )
         for key, value in {**_FIXED_CONF, **settings.conf}.items():
             _set_runtime_conf(active, key, str(value))
@@ -60,17 +67,44 @@ def get_session(settings: SparkSettings) -> tuple[SparkSession, float]:
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
     started = time.perf_counter()
-    builder = SparkSession.builder.master(settings.master).appName(settings.app_name)
-    conf = {"spark.ui.enabled": "false", **_FIXED_CONF, **{k: str(v) for k, v in settings.conf.items()}}
+    if settings.remote:
+        session = SparkSession.builder.remote(settings.remote).getOrCreate()
+        for key, value in {**_CONNECT_CONF, **settings.conf}.items():
+            _set_runtime_conf(session, key, str(value))
+        engine.own(session)
+        return session, time.perf_counter() - started
+    if settings.master.startswith("local"):
+        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")  # no hostname lookup, and no warning about it
+    conf = {
+        "spark.master": settings.master,
+        "spark.app.name": settings.app_name,
+        "spark.ui.enabled": "false",
+        **_FIXED_CONF,
+        **{k: str(v) for k, v in settings.conf.items()},
+    }
+    conf["spark.driver.extraJavaOptions"] = " ".join(
+        filter(None, [engine.driver_java_options(), conf.get("spark.driver.extraJavaOptions", "")])
+    )
     if settings.task_gpus:
         conf.setdefault("spark.task.resource.gpu.amount", str(settings.task_gpus))
+    _, log = engine.launch_driver_jvm(conf)
+    builder = SparkSession.builder
     for key, value in conf.items():
         builder = builder.config(key, value)
     session = builder.getOrCreate()
+    engine.own(session, log)
     session.sparkContext.setLogLevel("ERROR")
     if settings.master.split("[")[0] != "local":  # executors in their own processes, maybe other machines
         session.sparkContext.addPyFile(str(_harness_archive()))
     return session, time.perf_counter() - started
+
+
+def _master(session: SparkSession) -> str:
+    """The session's master URL; a Spark Connect session has no SparkContext to ask."""
+    try:
+        return session.sparkContext.master
+    except Exception:  # PySparkNotImplementedError on Spark Connect
+        return "connect"
 
 
 def _harness_archive() -> Path:
@@ -205,7 +239,7 @@ def run(job: Job, bundle: Bundle, inputs: InputInfo, stage: Path, settings: Spar
     devices = scratch_dir(stage) / "devices"
     result = predict_dataframe(df, bundle, job.passthrough_columns, settings.udf, policy, str(devices))
     try:
-        result.write.mode("errorifexists").parquet(str(stage))
+        result.write.parquet(str(stage))  # the default mode: fail if it exists (Connect rejects its name)
     except Exception as exc:  # an ANSI error in a sql transform: the compiled side's one line
         sql = [(t.output, t.params["expr"]) for t in bundle.transforms if t.op == "sql"]
         line = sql_error_line(exc, sql)
@@ -216,4 +250,4 @@ def run(job: Job, bundle: Bundle, inputs: InputInfo, stage: Path, settings: Spar
     device = noted_devices(
         devices, "cpu" if bundle.device == "cpu" or not gpus else resolve_device(bundle.device)
     )
-    return EngineRun(startup_seconds=startup, device=device, details={"master": session.sparkContext.master})
+    return EngineRun(startup_seconds=startup, device=device, details={"master": _master(session)})

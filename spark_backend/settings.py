@@ -22,6 +22,9 @@ class SparkSettings:
             legacy pandas UDF; pandas cannot tell NaN from null, so Spark writes NaN outputs as null).
         app_name: the Spark application name.
         task_gpus: GPUs per task (``spark.task.resource.gpu.amount``); 0 runs the model on CPU.
+        remote: ``sc://host:port`` of a running Spark Connect server (``python -m
+            spark_backend.connect_server``) to run the job on instead of starting a driver JVM;
+            ``master`` is then the server's business.
     """
 
     master: str = "local[*]"
@@ -29,7 +32,16 @@ class SparkSettings:
     udf: Literal["arrow", "pandas"] = "arrow"
     app_name: str = "batch-predict"
     task_gpus: float = 0.0
+    remote: str = ""
 
     def check(self, where: str) -> None:
+        if self.remote and not self.remote.startswith("sc://"):
+            raise JobError(
+                f'{where}: field "remote" must be a Spark Connect URL sc://host:port, got {self.remote!r}'
+            )
+        if self.remote and self.master != "local[*]":
+            raise JobError(
+                f'{where}: give "master" or "remote", not both (the Connect server has its own master)'
+            )
         if self.task_gpus < 0:
             raise JobError(f'{where}: field "task_gpus" must be >= 0, got {self.task_gpus!r}')

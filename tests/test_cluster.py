@@ -101,7 +101,10 @@ def test_ray_two_node_cluster_matches_local_mode(job_path, ray_local, ray_cluste
     local = tmp_path / "local"
     run_job(replace(load_job(job_path), output_path=local), "ray")
     job = cluster_job(
-        job_path, "job-ray-cluster", f'address = "{ray_cluster.address}"\n'
+        # ship_code: this two-node cluster stands for one on other machines, which need our code
+        job_path,
+        "job-ray-cluster",
+        f'address = "{ray_cluster.address}"\nship_code = true\n',
     )  # the [ray] section is last
 
     code, out = run_cli(job, "ray", tmp_path / "cluster", cli_env(**ray_cluster.env))

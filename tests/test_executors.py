@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import replace
 
@@ -173,13 +174,11 @@ def test_a_broken_preprocess_is_the_bundle_s_fault(job_path, returned, message):
     assert batch.names() == ["id", "cat"]
 
 
-def test_ray_cuts_the_input_into_blocks_so_operators_overlap(engines, tmp_path, monkeypatch):
-    """Ray 2.60 reads these 4 files as one block, so each operator ran as one task, one after the
-    other, with one replica idle; cut into blocks (4 per replica), every operator runs a task per
-    block and the CPU operator, the replicas and the writes overlap. Same rows either way."""
+def test_ray_runs_one_fused_task_per_read_unit(engines, tmp_path, monkeypatch):
+    """On CPUs each read unit (here a file) is one Ray task that reads, predicts and writes; with a
+    CPU stage, read tasks feed the stage and an actor pool. Same rows either way, and an input of
+    one unit gets one replica (no second one starts for nothing)."""
     import ray
-
-    from ray_backend.executor import block_rows
 
     seen = []
     write_parquet = ray.data.Dataset.write_parquet
@@ -190,22 +189,18 @@ def test_ray_cuts_the_input_into_blocks_so_operators_overlap(engines, tmp_path, 
 
     monkeypatch.setattr(ray.data.Dataset, "write_parquet", keep_dataset)
     job = load_job(make_job(tmp_path / "job", rows=5000, files=4))
-    tasks = {}
-    for blocks in (4, 0):
-        split = job.with_settings("ray", concurrency=2, cpu_stage=True, blocks_per_replica=blocks)
-        run_job(replace(split, output_path=tmp_path / str(blocks)), "ray")
-        found = dict(re.findall(r"Operator \d+ MapBatches\((\w+)\): (\d+) tasks executed", seen[-1].stats()))
-        tasks[blocks] = {op: int(n) for op, n in found.items()}
-    assert block_rows(5000, 64, 2, 4) == 640
-    assert tasks[4] == {"run_cpu_stage": 8, "PredictBatches": 8}
-    assert tasks[0] == {"run_cpu_stage": 1, "PredictBatches": 1}
-    assert read_output(tmp_path / "4").equals(read_output(tmp_path / "0"))
-
-
-def test_block_rows():
-    from ray_backend.executor import block_rows
-
-    assert block_rows(1_000_000, 1024, 2, 4) == 125_952  # 123 batches: 8 blocks, the last one shorter
-    assert block_rows(100, 64, 2, 4) == 64  # never less than a batch
-    assert block_rows(0, 64, 2, 4) == 64
-    assert block_rows(5000, 64, 2, 0) == 0  # keep the reader's blocks
+    plans = {}
+    for name, settings in {"tasks": {}, "actors": {"cpu_stage": True}}.items():
+        run_job(
+            replace(job.with_settings("ray", concurrency=2, **settings), output_path=tmp_path / name), "ray"
+        )
+        plans[name] = dict(re.findall(r"Operator \d+ ([\w()>-]+): (\d+) tasks executed", seen[-1].stats()))
+    assert plans["tasks"] == {"FromItems": "1", "MapBatches(predict_units)->Write": "4"}, plans
+    assert "MapBatches(PredictBatches)" in " ".join(plans["actors"]), plans
+    assert (
+        read_output(tmp_path / "tasks").sort_by("id").equals(read_output(tmp_path / "actors").sort_by("id"))
+    )
+    one = load_job(make_job(tmp_path / "one", rows=10, files=1))
+    run_job(replace(one, output_path=tmp_path / "one-out"), "ray")
+    engine = json.loads((tmp_path / "one-out" / MANIFEST).read_text())["engine"]
+    assert (engine["replicas"], engine["read_units"]) == (1, 1)

@@ -200,6 +200,7 @@ class Predictor:
 
 
 _CACHE: dict[tuple, Predictor] = {}
+_CACHE_SIZE = 4
 _CACHE_LOCK = threading.Lock()
 
 
@@ -212,10 +213,15 @@ def cached_predictor(
     threads: int | None = None,
     host_stage_done: bool = False,
 ) -> Predictor:
-    """One Predictor (and so one loaded model) per worker process, reused across tasks and batches."""
+    """One Predictor (and so one loaded model) per worker process, reused across tasks and batches.
+
+    A worker that outlives a job (Ray's task workers serve every job of one driver) keeps the
+    last ``_CACHE_SIZE`` Predictors, not one per job it ever ran."""
     key = (bundle_path, run_transforms, tuple(passthrough), policy, device, threads, host_stage_done)
     with _CACHE_LOCK:
         if key not in _CACHE:
+            while len(_CACHE) >= _CACHE_SIZE:
+                del _CACHE[next(iter(_CACHE))]  # the oldest
             _CACHE[key] = Predictor(
                 load_bundle(bundle_path),
                 run_transforms=run_transforms,

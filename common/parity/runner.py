@@ -13,6 +13,7 @@ from pathlib import Path
 from common.parity.compare import compare_outputs
 from common.parity.report import write_reports
 from common.run.backends import REFERENCE, engine_names
+from common.run.engines import EngineSession
 from common.run.result import RunResult
 from common.run.runner import run_job
 from common.spec.bundle import load_bundle
@@ -20,13 +21,19 @@ from common.spec.job import Job
 
 
 def run_parity(
-    job: Job, out_dir: Path, backends: Sequence[str] | None = None, *, progress: bool = False
+    job: Job,
+    out_dir: Path,
+    backends: Sequence[str] | None = None,
+    *,
+    progress: bool = False,
+    engines: EngineSession | None = None,
 ) -> tuple:
     """Runs the job on each backend and the reference under ``out_dir`` and compares them.
 
     Args:
         backends: the backends to check (every engine backend by default).
         progress: show each run's progress on stderr.
+        engines: the engines of a sequence of jobs (``run_job``); each starts once for all of them.
 
     Returns:
         (report, report paths, run results by backend).
@@ -36,7 +43,7 @@ def run_parity(
     runs: dict[str, RunResult] = {}
     for backend in [REFERENCE, *[b for b in (backends or engine_names()) if b != REFERENCE]]:
         job_here = replace(job, output_path=out_dir / backend, overwrite=True)
-        runs[backend] = run_job(job_here, backend, progress=progress)
+        runs[backend] = run_job(job_here, backend, progress=progress, engines=engines)
     sides = {name: result.output for name, result in runs.items()}
     report = compare_outputs(sides, list(job.key), settings, reference=REFERENCE, work_dir=out_dir / "_work")
     report.compiled_sql = any(t.op == "sql" for t in load_bundle(job.bundle_path).transforms)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -51,14 +52,22 @@ class Backend(Protocol):
 @dataclass(frozen=True)
 class EngineBackend:
     """A backend whose engine code lives in ``executor`` (a module with the ``run`` of
-    ``Backend``), imported only when a job runs, so that choosing it costs no engine import."""
+    ``Backend``), imported only when a job runs, so that choosing it costs no engine import.
+    ``engine`` names a module whose ``stop()`` ends the engine this process started, if any
+    (``common.run.engines.EngineSession`` calls it)."""
 
     name: str
     settings_class: type
     executor: str
+    engine: str = ""
 
     def run(self, job: Job, bundle: Bundle, inputs: InputInfo, stage: Path, settings: Any) -> EngineRun:
         return importlib.import_module(self.executor).run(job, bundle, inputs, stage, settings)
+
+    def stop(self) -> None:
+        """Stops the engine this process started (nothing when no job of this backend ran)."""
+        if self.engine and self.executor in sys.modules:
+            importlib.import_module(self.engine).stop()
 
 
 def backend_names() -> list[str]:

@@ -10,7 +10,7 @@ Problems come back as one-line InputErrors naming the file or column.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pyarrow as pa
@@ -28,6 +28,8 @@ class InputInfo:
     Attributes:
         row_groups: for a chunk of a run (``common.run.chunks``), the Parquet files of which only
             some row groups belong to it: file path -> row group indices. Other files are whole.
+        group_rows: file path -> the rows of each of its row groups (a CSV file: one group), from
+            the footers read here; Ray plans its read units from it.
     """
 
     files: tuple[Path, ...]
@@ -35,6 +37,7 @@ class InputInfo:
     num_rows: int
     format: str
     row_groups: Mapping[str, tuple[int, ...]] | None = None
+    group_rows: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
 
     @property
     def paths(self) -> list[str]:
@@ -107,19 +110,20 @@ def inspect_input(path: Path, fmt: str, required: Sequence[str] = ()) -> InputIn
     """Finds the files, checks they share one schema and hold the required columns, counts rows."""
     files = list_input_files(path, fmt)
     if fmt == "csv":
-        schema, rows = _inspect_csv(files, path)
+        schema, groups = _inspect_csv(files, path)
     else:
-        schema, rows = _inspect_parquet(files, path)
+        schema, groups = _inspect_parquet(files, path)
     missing = [c for c in required if c not in schema.names]
     if missing:
         raise InputError(f'input {path}: no column "{missing[0]}" (columns: {", ".join(schema.names)})')
-    return InputInfo(tuple(files), schema, rows, fmt)
+    rows = sum(map(sum, groups.values()))
+    return InputInfo(tuple(files), schema, rows, fmt, group_rows=groups)
 
 
-def _inspect_parquet(files: list[Path], path: Path) -> tuple[pa.Schema, int]:
+def _inspect_parquet(files: list[Path], path: Path) -> tuple[pa.Schema, dict[str, tuple[int, ...]]]:
     if not files:
         raise InputError(f"input {path}: folder holds no Parquet files")
-    schema, rows = None, 0
+    schema, groups = None, {}
     for file in files:
         try:
             meta = pq.read_metadata(file)
@@ -136,14 +140,14 @@ def _inspect_parquet(files: list[Path], path: Path) -> tuple[pa.Schema, int]:
             raise InputError(
                 f"input file {file}: schema differs from {files[0].name}: {_schema_diff(schema, file_schema)}"
             )
-        rows += meta.num_rows
-    return schema, rows
+        groups[str(file)] = tuple(meta.row_group(i).num_rows for i in range(meta.num_row_groups))
+    return schema, groups
 
 
-def _inspect_csv(files: list[Path], path: Path) -> tuple[pa.Schema, int]:
+def _inspect_csv(files: list[Path], path: Path) -> tuple[pa.Schema, dict[str, tuple[int, ...]]]:
     if not files:
         raise InputError(f"input {path}: folder holds no CSV files")
-    schema, rows = None, 0
+    schema, groups = None, {}
     for file in files:
         try:
             table = pacsv.read_csv(file)
@@ -155,15 +159,15 @@ def _inspect_csv(files: list[Path], path: Path) -> tuple[pa.Schema, int]:
             raise InputError(f"input file {file}: columns differ from {files[0].name}")
         else:  # widen types inferred differently per file (int in one, float in another)
             schema = pa.unify_schemas([schema, table.schema], promote_options="permissive")
-        rows += table.num_rows
-    return schema, rows
+        groups[str(file)] = (table.num_rows,)
+    return schema, groups
 
 
 def _schema_diff(a: pa.Schema, b: pa.Schema) -> str:
-    for field in a:
-        if field.name not in b.names:
-            return f'column "{field.name}" missing'
-        if not b.field(field.name).type.equals(field.type):
-            return f'column "{field.name}" is {b.field(field.name).type}, not {field.type}'
+    for column in a:
+        if column.name not in b.names:
+            return f'column "{column.name}" missing'
+        if not b.field(column.name).type.equals(column.type):
+            return f'column "{column.name}" is {b.field(column.name).type}, not {column.type}'
     extra = [n for n in b.names if n not in a.names]
     return f'extra column "{extra[0]}"' if extra else "column order differs"

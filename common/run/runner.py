@@ -12,6 +12,7 @@ import datetime as dt
 import os
 import re
 import time
+from dataclasses import replace
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -25,6 +26,7 @@ from common.rollout.certificate import AUTO, choose_backend
 from common.run.backends import ENV_VAR, get_backend
 from common.run.chunks import ChunkManifest, find_resumable, plan_chunks, run_chunks, run_identity
 from common.run.dead_letter import DEAD_LETTER_ERROR, dead_letter_files, split_dead_letters
+from common.run.engines import EngineSession
 from common.run.inputs import InputInfo, inspect_input, read_parquet_columns
 from common.run.output import finish_output, output_files, staged_output
 from common.run.path_safety import check_output_paths
@@ -99,7 +101,13 @@ def preflight(bundle: Bundle, inputs: InputInfo, job: Job) -> Predictor:
 
 
 def run_job(
-    job: Job, backend: str | None, *, check_model: bool = True, resume: bool = False, progress: bool = False
+    job: Job,
+    backend: str | None,
+    *,
+    check_model: bool = True,
+    resume: bool = False,
+    progress: bool = False,
+    engines: EngineSession | None = None,
 ) -> RunResult:
     """Runs ``job`` on ``backend`` and publishes its output; raises BatchPredictError on bad input.
 
@@ -109,6 +117,10 @@ def run_job(
         resume: carry on from the staging folder a killed run of this output left, keeping its
             committed chunks (``common.run.chunks``); refused when the job, bundle or input changed.
         progress: report rows done on stderr while the chunks run (``common.run.progress``).
+        engines: the engines of a sequence of jobs (the CLI passes one): each starts on the first
+            job that needs it and stays up for the next, until ``EngineSession.close`` stops it.
+
+    The result's ``seconds`` run from the call to the published output.
     """
     started = time.perf_counter()
     started_at = dt.datetime.now(dt.UTC).isoformat()
@@ -116,7 +128,7 @@ def run_job(
     if (backend or os.environ.get(ENV_VAR)) == AUTO:
         backend, reason = choose_backend(job)
         notes.append(reason)
-    engine_backend = get_backend(backend)
+    engine_backend = engines.backend(backend) if engines is not None else get_backend(backend)
     name = engine_backend.name
     check_output_paths(job.output_path, job.input_path, job.bundle_path)
     bundle, inputs, input_keys = prepare(job)
@@ -142,10 +154,11 @@ def run_job(
         def run_engine(chunk_inputs: InputInfo, folder) -> EngineRun:
             try:
                 return engine_backend.run(job, bundle, chunk_inputs, folder, job.backend_settings(name))
-            except BatchPredictError:
-                raise
-            except Exception as exc:  # engines wrap worker errors; surface ours as one line
-                raise _unwrap(exc, name) from exc
+            except Exception as exc:  # engines wrap worker errors (Ray in a hybrid class); ours as one line
+                ours = _unwrap(exc, name)
+                if ours is exc:
+                    raise
+                raise ours from exc
 
         chunked = run_chunks(chunks, inputs, run_engine, bar)
         engine = _merge(chunked.engine_runs)
@@ -200,7 +213,7 @@ def run_job(
                 "notes": list(notes),
             },
         )
-    return result
+    return replace(result, seconds=time.perf_counter() - started)  # published: the rename is done
 
 
 def _merge(runs: tuple[EngineRun, ...]) -> EngineRun:
