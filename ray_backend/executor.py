@@ -14,12 +14,14 @@ job hangs forever.
 from __future__ import annotations
 
 import math
+import re
 import warnings
 from pathlib import Path
 
 import pyarrow as pa
 import ray
 
+from common.errors import BatchPredictError
 from common.model.handler import has_preprocess
 from common.model.kinds import handler_for
 from common.model.predictor import ErrorPolicy, cached_predictor, error_policy
@@ -33,6 +35,8 @@ from ray_backend import engine
 from ray_backend.reading import plan_units, rows_per_unit
 from ray_backend.settings import RaySettings
 from ray_backend.tasks import predict_units, read_units
+
+_RETRY_NOTE = re.compile(r"\nFailed to .* after \d+/\d+ attempts \(total backoff .*", re.S)
 
 
 class PredictBatches:
@@ -138,7 +142,13 @@ def _run(job: Job, bundle: Bundle, inputs: InputInfo, stage: Path, settings: Ray
         "fmt": inputs.format,
         "schema": inputs.schema if inputs.format == "csv" else None,
     }
-    details = {"replicas": replicas, "read_units": len(units), "replica_gpus": gpus}
+    details = {
+        "replicas": replicas,
+        "read_units": len(units),
+        "replica_gpus": gpus,
+        "host_stage_ops": [],
+        "preprocess_stage": False,
+    }
     write_args: dict = {}
     if not units:  # an empty input: no task to run; the runner publishes an empty, typed output
         return EngineRun(startup_seconds=startup, device="cuda" if gpus else "cpu", details=details)
@@ -192,7 +202,11 @@ def _run(job: Job, bundle: Bundle, inputs: InputInfo, stage: Path, settings: Ray
         details.update(
             {"replica_cpus": cpus, "host_stage_ops": [t.op for t in host_ops], "preprocess_stage": preprocess}
         )
-    ds.write_parquet(str(stage), ray_remote_args=write_args)
+    try:
+        ds.write_parquet(str(stage), ray_remote_args=write_args)
+    except Exception as exc:
+        _drop_retry_notes(exc)
+        raise
     device = noted_devices(Path(devices), "cuda" if gpus else "cpu")
     return EngineRun(startup_seconds=startup, device=device, details=details)
 
@@ -261,3 +275,19 @@ def _input_columns(bundle: Bundle, schema: pa.Schema) -> list[str]:
     from common.spec.transforms import required_input_columns
 
     return [c for c in required_input_columns(bundle.transforms, bundle.features) if c in schema.names]
+
+
+def _drop_retry_notes(exc: BaseException) -> None:
+    """Ray Data appends its retry advice to the message of the exception a task raised ("Failed to
+    apply UDF transform after 1/1 attempts ... if you believe this to be transient.", in
+    ``args[0]``); our own errors keep their one line, so the advice is cut from them again."""
+    seen: set[int] = set()
+    todo: list[BaseException | None] = [exc]
+    while todo:
+        current = todo.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, BatchPredictError) and current.args and isinstance(current.args[0], str):
+            current.args = (_RETRY_NOTE.sub("", current.args[0]), *current.args[1:])
+        todo += [getattr(current, "cause", None), current.__cause__, current.__context__]

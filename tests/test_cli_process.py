@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from common.run.backends import engine_names
 from tests.support import make_job
 
 pytestmark = [pytest.mark.spark, pytest.mark.ray, pytest.mark.slow]
@@ -124,17 +125,18 @@ def slow_job(tmp_path_factory) -> Path:
     return job
 
 
-@pytest.mark.parametrize("backend", ["spark", "ray"])
+@pytest.mark.parametrize("backend", engine_names())
 def test_success_prints_only_the_summary_and_leaves_nothing_running(one_row_job, backend):
     tag = uuid.uuid4().hex
     code, out, err = finish(start_cli(one_row_job, backend, tag))
     assert code == 0, err
     assert len(out) == 1 and out[0].startswith(f"{backend}: rows in 1, rows out 1,"), out
-    assert err == [], "engine lines on stderr"
+    # Only the harness's own progress line may appear (every ~10 s, when the machine is slow).
+    assert [line for line in err if not line.startswith("progress: ")] == [], "engine lines on stderr"
     assert left_behind(tag) == []
 
 
-@pytest.mark.parametrize("backend", ["spark", "ray"])
+@pytest.mark.parametrize("backend", engine_names())
 def test_error_prints_one_line_and_leaves_nothing_running(one_row_job, backend):
     failing = one_row_job.with_name(f"failing-{backend}.toml")
     failing.write_text(one_row_job.read_text() + '\n[faults]\nmode = "raise_always"\nkey = 0\n')
@@ -146,7 +148,7 @@ def test_error_prints_one_line_and_leaves_nothing_running(one_row_job, backend):
     assert left_behind(tag) == []
 
 
-@pytest.mark.parametrize("backend", ["spark", "ray"])
+@pytest.mark.parametrize("backend", engine_names())
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 def test_interrupted_run_stops_its_engine(slow_job, backend, sig):
     started = slow_job.parent / "started"
