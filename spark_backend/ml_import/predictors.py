@@ -90,14 +90,13 @@ def logistic_regression(stage: SavedStage, plan: Plan) -> None:
             f"{stage.describe()}: saved in a pre-2.1 layout (no coefficientMatrix); "
             "re-save it with Spark 3 or 4"
         )
-    coefficients, transposed = matrix_values(row["coefficientMatrix"])
+    coefficients, _ = matrix_values(row["coefficientMatrix"])
     multinomial = bool(row["isMultinomial"])
     spec = _model_spec(stage, plan, "logistic_regression", int(row["numClasses"]))
     spec.update(
         coefficients=coefficients.tolist(),
         intercepts=vector_values(row["interceptVector"]).tolist(),
         multinomial=multinomial,
-        intercept_first=not transposed and multinomial,
         threshold=spark_double(stage.params.get("threshold", 0.5)),
     )
     kind = "multinomial" if multinomial else "binary"

@@ -123,7 +123,6 @@ class SparkPredictor:
         if self.model in ("logistic_regression", "linear_regression"):
             self.coefficients = as64(spec["coefficients"])  # (sets, features)
             self.intercepts = as64(spec["intercepts"])
-            self.intercept_first = bool(spec.get("intercept_first", False))
             return
         trees = [
             Tree(
@@ -255,18 +254,15 @@ class SparkPredictor:
         return t, math.log(t / (1.0 - t))
 
     def _margins(self, x):
-        """Linear margins, (rows, sets): Spark's sparse-vector order, a left-to-right sum over the
-        features, added to the intercept (or started from it, for a column-major matrix)."""
+        """Linear margins, (rows, sets): Spark's order for a sparse feature vector, a left-to-right
+        sum over the features, then the intercept added (``BLAS.dot`` + intercept, ``gemv``)."""
         import torch
 
         coefficients = self.coefficients
-        if self.intercept_first:
-            total = self.intercepts.expand(x.shape[0], -1).clone()
-        else:
-            total = torch.zeros((x.shape[0], coefficients.shape[0]), dtype=torch.float64, device=x.device)
+        total = torch.zeros((x.shape[0], coefficients.shape[0]), dtype=torch.float64, device=x.device)
         for j in range(coefficients.shape[1]):
             total = total + x[:, j : j + 1] * coefficients[:, j]
-        return total if self.intercept_first else total + self.intercepts
+        return total + self.intercepts
 
     def _gbt_margin(self, predictions):
         """BLAS ddot of the trees' predictions and weights; left to right here (see the module doc)."""
