@@ -52,7 +52,8 @@ def ml_columns(t, col: Column, input_type) -> dict[str, Column]:
     if t.op == "bucketize_splits":
         return {t.output: _bucketize(t, x)}
     if t.op == "binarize":
-        out = F.when(x > F.lit(p["threshold"]), F.lit(1.0)).otherwise(F.lit(0.0))
+        # Spark SQL orders NaN above every number; Binarizer's Scala test (x > t) is false for NaN
+        out = F.when(~F.isnan(x) & (x > F.lit(p["threshold"])), F.lit(1.0)).otherwise(F.lit(0.0))
         if p.get("nan_value") is not None:
             out = F.when(F.isnan(x), F.lit(p["nan_value"])).otherwise(out)
         return {t.output: out}

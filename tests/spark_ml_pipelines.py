@@ -57,16 +57,18 @@ def fraud_table(rows: int, seed: int, unseen: bool) -> pa.Table:
         - 0.001 * tenure
         + rng.normal(0, 1.0, rows)
     )
-    return pa.table({
-        "id": pa.array(np.arange(rows, dtype=np.int64)),
-        "amount": _masked(amount, rng, 0.05),
-        "merchant_category": _masked(category, rng, 0.03),
-        "country": _masked(country, rng, 0.03),
-        "age": _masked(age, rng, 0.05),
-        "tenure_days": _masked(tenure, rng, 0.05),
-        "event_time": pa.array((start + seconds) * 1_000_000, type=pa.timestamp("us", tz="UTC")),
-        "label": pa.array((np.nan_to_num(risk) > 1.0).astype(np.int64)),
-    })
+    return pa.table(
+        {
+            "id": pa.array(np.arange(rows, dtype=np.int64)),
+            "amount": _masked(amount, rng, 0.05),
+            "merchant_category": _masked(category, rng, 0.03),
+            "country": _masked(country, rng, 0.03),
+            "age": _masked(age, rng, 0.05),
+            "tenure_days": _masked(tenure, rng, 0.05),
+            "event_time": pa.array((start + seconds) * 1_000_000, type=pa.timestamp("us", tz="UTC")),
+            "label": pa.array((np.nan_to_num(risk) > 1.0).astype(np.int64)),
+        }
+    )
 
 
 def _sklearn_table(loader, rows: int | None = None, seed: int = 0, noise: float = 0.0) -> pa.Table:
@@ -102,15 +104,20 @@ def gbt_breast_cancer(spark, root: Path) -> Case:
     train = _save(spark, _sklearn_table(load_breast_cancer), root / "train_bc.parquet")
     train = SQLTransformer(statement=f"SELECT *, {band} AS band FROM __THIS__").transform(train)
     features = [f"f{i}" for i in range(10)]
-    model = Pipeline(stages=[
-        StringIndexer(inputCol="band", outputCol="band_idx", stringOrderType="alphabetAsc"),
-        QuantileDiscretizer(inputCol="f12", outputCol="area_bucket", numBuckets=4, handleInvalid="keep"),
-        VectorAssembler(inputCols=[*features, "band_idx", "area_bucket"], outputCol="features"),
-        GBTClassifier(featuresCol="features", labelCol="label", maxIter=8, maxDepth=3, seed=1),
-    ]).fit(train)
+    model = Pipeline(
+        stages=[
+            StringIndexer(inputCol="band", outputCol="band_idx", stringOrderType="alphabetAsc"),
+            QuantileDiscretizer(inputCol="f12", outputCol="area_bucket", numBuckets=4, handleInvalid="keep"),
+            VectorAssembler(inputCols=[*features, "band_idx", "area_bucket"], outputCol="features"),
+            GBTClassifier(featuresCol="features", labelCol="label", maxIter=8, maxDepth=3, seed=1),
+        ]
+    ).fit(train)
     scoring = _sklearn_table(load_breast_cancer, rows=3000, seed=2, noise=0.05)
-    band_values = np.where(np.asarray(scoring.column("f0")) < 12, "small",
-                           np.where(np.asarray(scoring.column("f0")) < 16, "medium", "large"))
+    band_values = np.where(
+        np.asarray(scoring.column("f0")) < 12,
+        "small",
+        np.where(np.asarray(scoring.column("f0")) < 16, "medium", "large"),
+    )
     scoring = scoring.append_column("band", pa.array(band_values))
     f12 = np.asarray(scoring.column("f12")).copy()
     f12[::50] = np.nan  # the discretizer keeps NaN in an extra bucket
@@ -133,17 +140,26 @@ def rf_diabetes(spark, root: Path) -> Case:
 
     train = _save(spark, with_gaps(_sklearn_table(load_diabetes), 3), root / "train_diabetes.parquet")
     inf = float("inf")
-    model = Pipeline(stages=[
-        Imputer(inputCols=["f2"], outputCols=["bmi"], strategy="median"),
-        Binarizer(inputCol="f1", outputCol="sex_bin", threshold=0.0),
-        Bucketizer(inputCols=["f0", "f3"], outputCols=["age_band", "bp_band"], handleInvalid="keep",
-                   splitsArray=[[-inf, -0.04, 0.0, 0.04, inf], [-inf, -0.02, 0.0, 0.02, inf]]),
-        VectorAssembler(inputCols=["bmi", "sex_bin", "age_band", "bp_band", "f4", "f5", "f6", "f7", "f8", "f9"],
-                        outputCol="raw_features", handleInvalid="keep"),
-        MinMaxScaler(inputCol="raw_features", outputCol="unit_features"),
-        MaxAbsScaler(inputCol="unit_features", outputCol="features"),
-        RandomForestRegressor(featuresCol="features", labelCol="label", numTrees=12, maxDepth=5, seed=2),
-    ]).fit(train)
+    model = Pipeline(
+        stages=[
+            Imputer(inputCols=["f2"], outputCols=["bmi"], strategy="median"),
+            Binarizer(inputCol="f1", outputCol="sex_bin", threshold=0.0),
+            Bucketizer(
+                inputCols=["f0", "f3"],
+                outputCols=["age_band", "bp_band"],
+                handleInvalid="keep",
+                splitsArray=[[-inf, -0.04, 0.0, 0.04, inf], [-inf, -0.02, 0.0, 0.02, inf]],
+            ),
+            VectorAssembler(
+                inputCols=["bmi", "sex_bin", "age_band", "bp_band", "f4", "f5", "f6", "f7", "f8", "f9"],
+                outputCol="raw_features",
+                handleInvalid="keep",
+            ),
+            MinMaxScaler(inputCol="raw_features", outputCol="unit_features"),
+            MaxAbsScaler(inputCol="unit_features", outputCol="features"),
+            RandomForestRegressor(featuresCol="features", labelCol="label", numTrees=12, maxDepth=5, seed=2),
+        ]
+    ).fit(train)
     scoring = with_gaps(_sklearn_table(load_diabetes, rows=3000, seed=4, noise=0.1), 5)
     f0 = np.asarray(scoring.column("f0")).copy()
     f0[::40] = np.nan  # Bucketizer keep: NaN gets the extra bucket
@@ -163,13 +179,18 @@ def lr_digits(spark, root: Path) -> Case:
 
     train = _save(spark, _sklearn_table(load_digits), root / "train_digits.parquet")
     pixels = [f"f{i}" for i in range(64)]
-    model = Pipeline(stages=[
-        VectorAssembler(inputCols=pixels, outputCol="pixels"),
-        ElementwiseProduct(inputCol="pixels", outputCol="features", scalingVec=Vectors.dense([1 / 16] * 64)),
-        LogisticRegression(featuresCol="features", labelCol="label", family="multinomial", maxIter=30,
-                           regParam=0.01),
-        IndexToString(inputCol="prediction", outputCol="digit", labels=[f"digit {i}" for i in range(10)]),
-    ]).fit(train)
+    model = Pipeline(
+        stages=[
+            VectorAssembler(inputCols=pixels, outputCol="pixels"),
+            ElementwiseProduct(
+                inputCol="pixels", outputCol="features", scalingVec=Vectors.dense([1 / 16] * 64)
+            ),
+            LogisticRegression(
+                featuresCol="features", labelCol="label", family="multinomial", maxIter=30, regParam=0.01
+            ),
+            IndexToString(inputCol="prediction", outputCol="digit", labels=[f"digit {i}" for i in range(10)]),
+        ]
+    ).fit(train)
     scoring = _sklearn_table(load_digits, rows=3000, seed=6, noise=0.0)
     return _finish(spark, root, "lr_digits", model, scoring)
 
@@ -180,7 +201,14 @@ def fraud_pipeline(spark, root: Path, with_sql: bool = True) -> Case:
     StandardScaler (withMean)."""
     from pyspark.ml import Pipeline
     from pyspark.ml.classification import LogisticRegression
-    from pyspark.ml.feature import Imputer, OneHotEncoder, SQLTransformer, StandardScaler, StringIndexer, VectorAssembler
+    from pyspark.ml.feature import (
+        Imputer,
+        OneHotEncoder,
+        SQLTransformer,
+        StandardScaler,
+        StringIndexer,
+        VectorAssembler,
+    )
 
     train = _save(spark, fraud_table(4000, seed=7, unseen=False), root / "train_fraud.parquet")
     stages = []
@@ -188,19 +216,36 @@ def fraud_pipeline(spark, root: Path, with_sql: bool = True) -> Case:
     if with_sql:
         stages.append(SQLTransformer(statement="SELECT *, hour(event_time) AS event_hour FROM __THIS__"))
     stages += [
-        Imputer(inputCols=["amount", "tenure_days"], outputCols=["amount_filled", "tenure_filled"], strategy="mean"),
+        Imputer(
+            inputCols=["amount", "tenure_days"],
+            outputCols=["amount_filled", "tenure_filled"],
+            strategy="mean",
+        ),
         Imputer(inputCols=["age"], outputCols=["age_filled"], strategy="mode"),
-        StringIndexer(inputCols=["merchant_category", "country"], outputCols=["category_idx", "country_idx"],
-                      handleInvalid="keep", stringOrderType="frequencyDesc"),
-        OneHotEncoder(inputCols=["category_idx", "country_idx"], outputCols=["category_vec", "country_vec"],
-                      handleInvalid="keep", dropLast=True),
-        VectorAssembler(inputCols=["amount_filled", "tenure_filled", "age_filled", *hour, "category_vec",
-                                   "country_vec"], outputCol="raw_features", handleInvalid="keep"),
+        StringIndexer(
+            inputCols=["merchant_category", "country"],
+            outputCols=["category_idx", "country_idx"],
+            handleInvalid="keep",
+            stringOrderType="frequencyDesc",
+        ),
+        OneHotEncoder(
+            inputCols=["category_idx", "country_idx"],
+            outputCols=["category_vec", "country_vec"],
+            handleInvalid="keep",
+            dropLast=True,
+        ),
+        VectorAssembler(
+            inputCols=["amount_filled", "tenure_filled", "age_filled", *hour, "category_vec", "country_vec"],
+            outputCol="raw_features",
+            handleInvalid="keep",
+        ),
         StandardScaler(inputCol="raw_features", outputCol="features", withMean=True, withStd=True),
         LogisticRegression(featuresCol="features", labelCol="label", maxIter=50, threshold=0.3),
     ]
     model = Pipeline(stages=stages).fit(train)
-    return _finish(spark, root, "fraud" if with_sql else "fraud_nosql", model, fraud_table(5000, seed=8, unseen=True))
+    return _finish(
+        spark, root, "fraud" if with_sql else "fraud_nosql", model, fraud_table(5000, seed=8, unseen=True)
+    )
 
 
 def _finish(spark, root: Path, name: str, model, scoring: pa.Table) -> Case:

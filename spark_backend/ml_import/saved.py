@@ -19,7 +19,8 @@ import pyarrow.parquet as pq
 
 from common.errors import BundleError
 
-PIPELINE_MODEL = "org.apache.spark.ml.PipelineModel"
+# The JVM's writer, and pyspark's (used when a stage is a Python object, such as a nested pipeline).
+PIPELINE_MODELS = ("org.apache.spark.ml.PipelineModel", "pyspark.ml.pipeline.PipelineModel")
 
 
 @dataclass(frozen=True)
@@ -95,7 +96,7 @@ def read_pipeline(folder: str | Path) -> list[SavedStage]:
     if not folder.is_dir():
         raise BundleError(f"pipeline {folder}: no such folder")
     root = read_stage(folder)
-    if root.cls != PIPELINE_MODEL:
+    if root.cls not in PIPELINE_MODELS:
         raise BundleError(f"pipeline {folder}: a {root.short_class}, not a saved PipelineModel")
     return _flatten(root)
 
@@ -108,7 +109,7 @@ def _flatten(pipeline: SavedStage) -> list[SavedStage]:
         if uid not in folders:
             raise BundleError(f"pipeline {pipeline.path}: stage {uid} has no folder under stages/")
         stage = read_stage(folders[uid])
-        stages.extend(_flatten(stage) if stage.cls == PIPELINE_MODEL else [stage])
+        stages.extend(_flatten(stage) if stage.cls in PIPELINE_MODELS else [stage])
     return stages
 
 
