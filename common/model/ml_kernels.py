@@ -1,11 +1,13 @@
 """Kernels of the transform ops that reproduce Spark ML feature stages, one scalar column each.
 
 ``batch-predict import-pipeline`` turns each feature stage of a saved ``PipelineModel`` into these
-ops: a vector column becomes one column per slot, named ``<vector>[<i>]``, so every op stays a
-single-column kernel. Each op follows the Spark ML code it replaces, edge values included, and has
-a Spark-column twin in ``spark_backend/transforms.py``; the differential tests run both against
-the real Spark stage. Spark's ``handleInvalid = "error"`` becomes an ``InputError`` naming the
-column and the first bad value (a row's fault: dead-lettered under ``on_error = "dead_letter"``).
+ops (``ML_OPS`` in ``common.spec.transforms``): a vector column becomes one column per slot, named
+``<vector>[<i>]``, so every op stays a single-column kernel; ``impute`` and ``string_index`` carry
+Imputer's and StringIndexer's options in ``common.model.kernels``. Each op follows the Spark ML
+code it replaces, edge values included, and has a Spark-column twin in
+``spark_backend/transforms.py``; the differential tests run both against the real Spark stage.
+Spark's ``handleInvalid = "error"`` becomes an ``InputError`` naming the column and the bad value
+(a row's fault: dead-lettered under ``on_error = "dead_letter"``).
 """
 
 from __future__ import annotations
@@ -13,44 +15,14 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
-import numpy as np
 import pyarrow as pa
 
 from common.errors import InputError
+from common.model.kernels import numeric_op, scalar_like
+from common.spec.transforms import Transform
 
 if TYPE_CHECKING:
-    from common.features import FeatureBatch
-    from common.transforms import Transform
-
-HANDLE_INVALID = ("error", "keep")
-
-
-def slot_name(vector: str, index: int) -> str:
-    """The scalar column that holds slot ``index`` of a Spark vector column."""
-    return f"{vector}[{index}]"
-
-
-def one_hot_width(size: int, drop_last: bool, handle_invalid: str) -> int:
-    """OneHotEncoderModel's configured vector size: one more slot for ``keep``, one fewer for
-    ``dropLast``, both cancel."""
-    keep = handle_invalid == "keep"
-    return size + (1 if keep and not drop_last else 0) - (1 if drop_last and not keep else 0)
-
-
-def _numeric(batch: FeatureBatch, t: Transform, compute) -> None:
-    from common.features import TensorColumn
-
-    column = batch.tensor(t.column)
-    values, valid = compute(column.values, column.valid)
-    batch.set(t.output, TensorColumn(values, valid, pa.float64()))
-
-
-def _scalar(x, value: float):
-    """A 0-d tensor on ``x``'s device (CUDA would turn a division by a Python float into a
-    multiplication by its reciprocal)."""
-    import torch
-
-    return torch.tensor(value, dtype=x.dtype, device=x.device)
+    from common.model.features import FeatureBatch
 
 
 def _first(x, rows) -> float:
@@ -74,10 +46,10 @@ def assemble(batch: FeatureBatch, t: Transform) -> None:
                 f'transform assemble on column "{t.column}": {what} in {int(bad.sum())} row(s), which '
                 f'VectorAssembler handleInvalid = "error" refuses'
             )
-        out = torch.where(missing, _scalar(x, math.nan), x) + 0.0
+        out = torch.where(missing, scalar_like(x, math.nan), x) + 0.0
         return out, None
 
-    _numeric(batch, t, compute)
+    numeric_op(batch, t, compute)
 
 
 def scale_shift(batch: FeatureBatch, t: Transform) -> None:
@@ -86,10 +58,10 @@ def scale_shift(batch: FeatureBatch, t: Transform) -> None:
     shift, scale = t.params.get("shift"), t.params.get("scale")
 
     def compute(x, valid):
-        out = x - _scalar(x, shift) if shift is not None else x
-        return (out * _scalar(x, scale) if scale is not None else out), valid
+        out = x - scalar_like(x, shift) if shift is not None else x
+        return (out * scalar_like(x, scale) if scale is not None else out), valid
 
-    _numeric(batch, t, compute)
+    numeric_op(batch, t, compute)
 
 
 def rescale(batch: FeatureBatch, t: Transform) -> None:
@@ -103,10 +75,10 @@ def rescale(batch: FeatureBatch, t: Transform) -> None:
         if p["factor"] == 0:
             out = torch.full_like(x, p["constant"])
         else:
-            out = (x - _scalar(x, p["min"])) * _scalar(x, p["factor"]) + _scalar(x, p["offset"])
+            out = (x - scalar_like(x, p["min"])) * scalar_like(x, p["factor"]) + scalar_like(x, p["offset"])
         return torch.where(torch.isnan(x), x, out), valid
 
-    _numeric(batch, t, compute)
+    numeric_op(batch, t, compute)
 
 
 def bucketize_splits(batch: FeatureBatch, t: Transform) -> None:
@@ -143,7 +115,7 @@ def bucketize_splits(batch: FeatureBatch, t: Transform) -> None:
         index = torch.where(nan, last + 1, index)
         return index.to(x.dtype), valid
 
-    _numeric(batch, t, compute)
+    numeric_op(batch, t, compute)
 
 
 def binarize(batch: FeatureBatch, t: Transform) -> None:
@@ -154,20 +126,15 @@ def binarize(batch: FeatureBatch, t: Transform) -> None:
     threshold, nan_value = t.params["threshold"], t.params.get("nan_value")
 
     def compute(x, valid):
-        above = x > _scalar(x, threshold)
+        above = x > scalar_like(x, threshold)
         if valid is not None:
             above = above & valid
         out = above.to(x.dtype)
         if nan_value is not None:
-            out = torch.where(torch.isnan(x), _scalar(x, nan_value), out)
+            out = torch.where(torch.isnan(x), scalar_like(x, nan_value), out)
         return out, None
 
-    _numeric(batch, t, compute)
-
-
-def one_hot_index_columns(t: Transform) -> list[str]:
-    width = one_hot_width(t.params["size"], t.params["drop_last"], t.params["handle_invalid"])
-    return [slot_name(t.output, j) for j in range(width)]
+    numeric_op(batch, t, compute)
 
 
 def one_hot_index(batch: FeatureBatch, t: Transform) -> None:
@@ -176,7 +143,7 @@ def one_hot_index(batch: FeatureBatch, t: Transform) -> None:
     ``keep`` (none left when ``drop_last``); the dropped last category is all zeros; null stays null."""
     import torch
 
-    from common.features import TensorColumn
+    from common.model.features import TensorColumn
 
     size, keep = t.params["size"], t.params["handle_invalid"] == "keep"
     column = batch.tensor(t.column)
@@ -190,77 +157,18 @@ def one_hot_index(batch: FeatureBatch, t: Transform) -> None:
             f'transform one_hot_index on column "{t.column}": {kind} {value!r} (categories 0..{size - 1}; '
             f'OneHotEncoder handleInvalid = "error")'
         )
-    index = torch.where(in_range, x, _scalar(x, float(size)))
-    names = one_hot_index_columns(t)
+    index = torch.where(in_range, x, scalar_like(x, float(size)))
+    names = t.output_columns()
     for j, name in enumerate(names):
         hot = (index >= j) & (index < j + 1) & (index < len(names))
         batch.set(name, TensorColumn(hot.to(x.dtype), valid, pa.float64()))
 
 
-def impute(batch: FeatureBatch, t: Transform) -> None:
-    """ImputerModel: null, and NaN (or ``missing_value`` when given, leaving NaN alone), become
-    ``value``. With ``cast_to_input`` the result is cast back to the input's type as Spark's
-    Imputer does, so an integer column gets the surrogate truncated and a float column rounded
-    to float32."""
-    import torch
-
-    value, missing_value = t.params["value"], t.params.get("missing_value")
-    if t.params.get("cast_to_input"):
-        value = _in_input_type(value, batch.arrow(t.column).type, t)
-
-    def compute(x, valid):
-        missing = torch.isnan(x) if missing_value is None else x == _scalar(x, missing_value)
-        if valid is not None:
-            missing = missing | ~valid
-        return torch.where(missing, _scalar(x, value), x), None
-
-    _numeric(batch, t, compute)
-
-
-def _in_input_type(value: float, typ: pa.DataType, t: Transform) -> float:
-    if pa.types.is_integer(typ):
-        return float(math.trunc(value))
-    if pa.types.is_float32(typ) or pa.types.is_float16(typ):
-        return float(np.float32(value))
-    if pa.types.is_float64(typ):
-        return value
-    raise InputError(
-        f'transform impute on column "{t.column}" casts back to the input type, which {typ} is not'
-    )
-
-
-def check_index_valid(t: Transform, index: np.ndarray, array: pa.Array) -> None:
-    """``string_index`` with ``handle_invalid = "error"``: a null or unseen value raises, as
-    StringIndexerModel does."""
-    bad = index < 0
-    if not bad.any():
-        return
-    row = int(np.flatnonzero(bad)[0])
-    value = array[row].as_py()
-    what = "a null value" if value is None else f"unseen value {value!r}"
-    raise InputError(
-        f'transform string_index on column "{t.column}": {what} ({int(bad.sum())} row(s)); '
-        f'StringIndexer handleInvalid = "error" refuses it'
-    )
-
-
-def string_index(batch: FeatureBatch, t: Transform) -> None:
-    """``string_index`` with StringIndexer's ``handle_invalid``: ``keep`` (null and unseen values
-    get the index after the vocabulary) or ``error``."""
-    from common.transforms import _string_index, _vocabulary_index
-
-    if t.params.get("handle_invalid", "keep") == "error":
-        check_index_valid(t, _vocabulary_index(batch, t), batch.arrow(t.column))
-    _string_index(batch, t)
-
-
-ML_KERNELS = {
+KERNELS = {
     "assemble": assemble,
     "scale_shift": scale_shift,
     "rescale": rescale,
     "bucketize_splits": bucketize_splits,
     "binarize": binarize,
     "one_hot_index": one_hot_index,
-    "impute": impute,
-    "string_index": string_index,
 }

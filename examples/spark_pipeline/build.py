@@ -49,17 +49,19 @@ def generate(rows: int, seed: int, unseen: bool = False) -> pa.Table:
         - 1.5
     )
     label = (rng.random(rows) < 1 / (1 + np.exp(-np.nan_to_num(logit)))).astype(np.int64)
-    return pa.table({
-        "id": pa.array(np.arange(rows, dtype=np.int64)),
-        "amount": pa.array(amount, mask=rng.random(rows) < 0.03),
-        "merchant_category": pa.array(category, mask=rng.random(rows) < 0.02),
-        "country": pa.array(country, mask=rng.random(rows) < 0.02),
-        "channel": pa.array(channel),
-        "age": pa.array(age, mask=rng.random(rows) < 0.03),
-        "tenure_days": pa.array(tenure, mask=rng.random(rows) < 0.02),
-        "event_time": pa.array(seconds * 1_000_000, type=pa.timestamp("us", tz="UTC")),
-        "label": pa.array(label),
-    })
+    return pa.table(
+        {
+            "id": pa.array(np.arange(rows, dtype=np.int64)),
+            "amount": pa.array(amount, mask=rng.random(rows) < 0.03),
+            "merchant_category": pa.array(category, mask=rng.random(rows) < 0.02),
+            "country": pa.array(country, mask=rng.random(rows) < 0.02),
+            "channel": pa.array(channel),
+            "age": pa.array(age, mask=rng.random(rows) < 0.03),
+            "tenure_days": pa.array(tenure, mask=rng.random(rows) < 0.02),
+            "event_time": pa.array(seconds * 1_000_000, type=pa.timestamp("us", tz="UTC")),
+            "label": pa.array(label),
+        }
+    )
 
 
 def train_pipeline(spark, train_path: Path):
@@ -73,16 +75,25 @@ def train_pipeline(spark, train_path: Path):
     strings = ["merchant_category", "country", "channel"]
     indexed = [f"{c}_idx" for c in strings]
     encoded = [f"{c}_vec" for c in strings]
-    return Pipeline(stages=[
-        Imputer(inputCols=["amount", "tenure_days"], outputCols=["amount_filled", "tenure_filled"], strategy="median"),
-        Imputer(inputCols=["age"], outputCols=["age_filled"], strategy="mode"),
-        StringIndexer(inputCols=strings, outputCols=indexed, handleInvalid="keep"),
-        OneHotEncoder(inputCols=indexed, outputCols=encoded, handleInvalid="keep"),
-        VectorAssembler(inputCols=["amount_filled", "tenure_filled", "age_filled", *encoded],
-                        outputCol="raw_features", handleInvalid="keep"),
-        StandardScaler(inputCol="raw_features", outputCol="features", withMean=True, withStd=True),
-        GBTClassifier(featuresCol="features", labelCol="label", maxIter=20, maxDepth=4, seed=7),
-    ]).fit(train)
+    return Pipeline(
+        stages=[
+            Imputer(
+                inputCols=["amount", "tenure_days"],
+                outputCols=["amount_filled", "tenure_filled"],
+                strategy="median",
+            ),
+            Imputer(inputCols=["age"], outputCols=["age_filled"], strategy="mode"),
+            StringIndexer(inputCols=strings, outputCols=indexed, handleInvalid="keep"),
+            OneHotEncoder(inputCols=indexed, outputCols=encoded, handleInvalid="keep"),
+            VectorAssembler(
+                inputCols=["amount_filled", "tenure_filled", "age_filled", *encoded],
+                outputCol="raw_features",
+                handleInvalid="keep",
+            ),
+            StandardScaler(inputCol="raw_features", outputCol="features", withMean=True, withStd=True),
+            GBTClassifier(featuresCol="features", labelCol="label", maxIter=20, maxDepth=4, seed=7),
+        ]
+    ).fit(train)
 
 
 def build(size: int | None = None, seed: int = 0, out_dir: Path | None = None) -> dict:
@@ -99,20 +110,27 @@ def build(size: int | None = None, seed: int = 0, out_dir: Path | None = None) -
     data_dir.mkdir(parents=True, exist_ok=True)
     pq.write_table(generate(20_000, seed), data_dir / "train.parquet")
     spark = SparkSession.getActiveSession() or (
-        SparkSession.builder.master("local[2]").appName("spark_pipeline-build")
-        .config("spark.ui.enabled", "false").config("spark.sql.session.timeZone", "UTC").getOrCreate()
+        SparkSession.builder.master("local[2]")
+        .appName("spark_pipeline-build")
+        .config("spark.ui.enabled", "false")
+        .config("spark.sql.session.timeZone", "UTC")
+        .getOrCreate()
     )
     model = train_pipeline(spark, data_dir / "train.parquet")
     model.write().overwrite().save(str(out_dir / "pipeline"))
     result = import_pipeline(out_dir / "pipeline", out_dir / "model", overwrite=True)
     pq.write_table(generate(size, seed + 2, unseen=True).drop_columns(["label"]), data_dir / "input.parquet")
     return {
-        "rows": size, "seconds": round(time.perf_counter() - started, 2),
-        "transforms": len(result.plan.transforms), "features": len(result.plan.features),
+        "rows": size,
+        "seconds": round(time.perf_counter() - started, 2),
+        "transforms": len(result.plan.transforms),
+        "features": len(result.plan.features),
     }
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--size", type=int, default=None, help="rows to score (default 5000)")
     print(build(parser.parse_args().size))

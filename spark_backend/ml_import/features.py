@@ -10,7 +10,7 @@ import math
 from typing import Any
 
 from common.errors import BundleError
-from common.model.ml_kernels import one_hot_width, slot_name
+from common.spec.transforms import one_hot_width, slot_name
 from spark_backend.ml_import.plan import Plan, Vector, converter, in_out_columns, unsupported
 from spark_backend.ml_import.saved import SavedStage, vector_values
 

@@ -7,74 +7,42 @@ failed import leaves nothing behind and an existing bundle is replaced only with
 from __future__ import annotations
 
 import json
-import math
 import os
-import re
 import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
 
 from common.errors import BundleError
+from common.spec.toml import dump_toml
 from spark_backend.ml_import.plan import Plan
 
 ARTIFACT = "predictor.json"
 BATCH_SIZE = 4096
 
 
-def toml_value(value: Any) -> str:
-    """One TOML value: strings, bools, ints, floats (shortest round-trip text, inf and nan), lists."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        if math.isnan(value):
-            return "nan"
-        if math.isinf(value):
-            return "inf" if value > 0 else "-inf"
-        text = repr(value)
-        return text if any(c in text for c in ".en") else text + ".0"
-    if isinstance(value, str):
-        return json.dumps(value, ensure_ascii=False)
-    if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(toml_value(v) for v in value) + "]"
-    raise TypeError(f"cannot write {type(value).__name__} to TOML")
-
-
-def toml_key(key: str) -> str:
-    return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else json.dumps(key, ensure_ascii=False)
-
-
 def render_bundle(plan: Plan, legacy_pipeline: str, name: str) -> str:
-    lines = [
-        "# Imported from a Spark ML PipelineModel by `batch-predict import-pipeline`; see import_report.md.",
-        f"name = {toml_value(name)}",
-        'kind = "spark_ml"',
-        f"artifact = {toml_value(ARTIFACT)}",
-        f"legacy_pipeline = {toml_value(legacy_pipeline)}",
-        f"batch_size = {BATCH_SIZE}",
-        'device = "auto"',
-        f"features = {toml_value(plan.features)}",
-        "",
-        "[outputs]",
-        *[f"{toml_key(column)} = {toml_value(typ)}" for column, typ in plan.outputs.items()],
+    """bundle.toml: the bundle's fields, then each stage's transforms under a comment naming it."""
+    head = {
+        "name": name,
+        "kind": "spark_ml",
+        "artifact": ARTIFACT,
+        "legacy_pipeline": legacy_pipeline,
+        "batch_size": BATCH_SIZE,
+        "device": "auto",
+        "features": plan.features,
+        "outputs": plan.outputs,
+    }
+    if plan.parity:  # where Spark's arithmetic cannot be reproduced bit for bit; a job's [parity] wins
+        head["parity"] = plan.parity
+    parts = [
+        "# Imported from a Spark ML PipelineModel by `batch-predict import-pipeline`; see import_report.md.\n"
+        + dump_toml(head)
     ]
-    if plan.parity:
-        lines += [
-            "",
-            "# Where Spark's arithmetic cannot be reproduced bit for bit (a job's [parity] overrides it).",
-        ]
-        for column, tolerance in plan.parity["columns"].items():
-            lines += ["", f"[parity.columns.{toml_key(column)}]"]
-            lines += [f"{k} = {toml_value(v)}" for k, v in tolerance.items()]
     for comment, transforms in plan.blocks:
-        if not transforms:
-            continue
-        lines += ["", f"# {comment}"]
-        for t in transforms:
-            lines += ["[[transforms]]", *[f"{toml_key(k)} = {toml_value(v)}" for k, v in t.items()]]
-    return "\n".join(lines) + "\n"
+        if transforms:
+            parts.append(f"# {comment}\n" + dump_toml({"transforms": transforms}).lstrip("\n"))
+    return "\n".join(parts)
 
 
 def render_report(plan: Plan, pipeline: str) -> tuple[str, dict[str, Any]]:

@@ -24,7 +24,7 @@ import numpy as np
 import pyarrow as pa
 
 from common.errors import BundleError, InputError
-from common.models.base import ModelHandler
+from common.model.handler import ModelHandler
 
 FORMAT = "batch-predict/spark-ml-predictor/1"
 MODELS = (
@@ -73,7 +73,10 @@ def read_artifact(path, where: str) -> dict[str, Any]:
 class SparkMLHandler(ModelHandler):
     """Runs an imported Spark ML predictor on the float64 feature matrix (null -> NaN)."""
 
+    numeric_features = True
+
     def validate(self) -> None:
+        super().validate()
         spec = read_artifact(self.bundle.artifact, f"bundle {self.bundle.path}")
         where = f"bundle {self.bundle.path}"
         if len(self.bundle.features) != spec["num_features"]:
