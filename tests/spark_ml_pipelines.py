@@ -46,7 +46,7 @@ def fraud_table(rows: int, seed: int, unseen: bool) -> pa.Table:
     if unseen:
         tenure[::97] = np.nan  # NaN, not null: Imputer treats both as missing
     seconds = rng.integers(0, 60 * 86400, rows)
-    start = int(dt.datetime(2026, 3, 1, tzinfo=dt.timezone.utc).timestamp())
+    start = int(dt.datetime(2026, 3, 1, tzinfo=dt.UTC).timestamp())
     hour = (seconds // 3600) % 24
     risk = (
         0.9 * (np.log1p(amount) - 3.5)
