@@ -12,6 +12,7 @@ the original pipeline (``--backend legacy``); ``batch-predict parity`` compares 
 from __future__ import annotations
 
 import argparse
+import tempfile
 import time
 from pathlib import Path
 
@@ -110,7 +111,6 @@ def build(size: int | None = None, seed: int = 0, out_dir: Path | None = None) -
     data_dir = out_dir / "data"
     data_dir.mkdir(parents=True, exist_ok=True)
     train_rows = min(20_000, max(2_000, 4 * size))  # tests build small: training costs Spark jobs
-    pq.write_table(generate(train_rows, seed), data_dir / "train.parquet")
     spark = SparkSession.getActiveSession() or (
         SparkSession.builder.master("local[2]")
         .appName("spark_pipeline-build")
@@ -118,7 +118,9 @@ def build(size: int | None = None, seed: int = 0, out_dir: Path | None = None) -
         .config("spark.sql.session.timeZone", "UTC")
         .getOrCreate()
     )
-    model = train_pipeline(spark, data_dir / "train.parquet")
+    with tempfile.TemporaryDirectory() as scratch:  # data/ holds the scoring input alone
+        pq.write_table(generate(train_rows, seed), Path(scratch) / "train.parquet")
+        model = train_pipeline(spark, Path(scratch) / "train.parquet")
     model.write().overwrite().save(str(out_dir / LEGACY_PIPELINE))
     result = import_pipeline(out_dir / LEGACY_PIPELINE, out_dir / "model", overwrite=True)
     pq.write_table(generate(size, seed + 2, unseen=True).drop_columns(["label"]), data_dir / "input.parquet")
