@@ -22,10 +22,18 @@ _NUMERIC = _INTEGRAL + (T.FloatType, T.DoubleType, T.DecimalType, T.BooleanType)
 
 
 def apply_transforms(df: DataFrame, transforms: Sequence[Transform]) -> DataFrame:
-    """Adds or replaces each transform's output column(s), in order: DoubleType or LongType."""
+    """Adds or replaces each transform's output column(s), in order: DoubleType or LongType.
+
+    Consecutive transforms that neither read nor rewrite a column another of them writes go into
+    one ``withColumns``: each call re-analyses the whole plan, which cost seconds for an imported
+    pipeline's hundreds of per-slot ops; the result is the same as one call per transform.
+    """
+    group: dict[str, Column] = {}
     for t in transforms:
-        df = df.withColumns(_columns(df, t))
-    return df
+        if group and ({*t.input_columns(), *t.output_columns()} & group.keys()):
+            df, group = df.withColumns(group), {}
+        group.update(_columns(df, t))
+    return df.withColumns(group) if group else df
 
 
 def _columns(df: DataFrame, t: Transform) -> dict[str, Column]:
