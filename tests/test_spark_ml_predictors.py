@@ -23,7 +23,7 @@ pytestmark = pytest.mark.spark
 FEATURES = [f"f{i}" for i in range(8)]
 
 
-def _table(loader, classes: int | None, seed: int) -> pa.Table:
+def _table(loader, classes: int | None, seed: int, nan_share: float) -> pa.Table:
     data = loader()
     x, y = (
         np.asarray(data.data[:, : len(FEATURES)], dtype=np.float64),
@@ -31,7 +31,7 @@ def _table(loader, classes: int | None, seed: int) -> pa.Table:
     )
     rng = np.random.default_rng(seed)
     x = x.copy()
-    x[rng.random(x.shape) < 0.03] = np.nan  # NaN features: trees send them right
+    x[rng.random(x.shape) < nan_share] = np.nan  # NaN features (scoring only): trees send them right
     if classes is not None:
         y = np.minimum(y, classes - 1)
     columns = {"id": pa.array(np.arange(len(x), dtype=np.int64)), "label": pa.array(y)}
@@ -39,42 +39,42 @@ def _table(loader, classes: int | None, seed: int) -> pa.Table:
     return pa.table(columns)
 
 
-def _models():
+MODELS = {  # name -> (dataset, classes, the thresholds to set on the fitted model)
+    "dt_classifier_thresholds_probability_only": ("cancer", 2, [0.3, 0.7]),
+    "rf_classifier_3_classes_raw_only": ("wine", 3, None),
+    "lr_binary_thresholds_probability_only": ("cancer", 2, [0.6, 0.4]),
+    "lr_binary_prediction_only": ("cancer", 2, None),
+    "gbt_classifier_thresholds": ("cancer", 2, [0.4, 0.6]),
+    "gbt_regressor": ("diabetes", None, None),
+    "dt_regressor": ("diabetes", None, None),
+    "linear_regression": ("diabetes", None, None),
+}
+
+
+def _estimator(name: str):
     from pyspark.ml.classification import DecisionTreeClassifier, GBTClassifier, LogisticRegression
     from pyspark.ml.classification import RandomForestClassifier as RF
     from pyspark.ml.regression import DecisionTreeRegressor, GBTRegressor, LinearRegression
 
     common = {"featuresCol": "features", "labelCol": "label"}
-    return {  # name -> (estimator, dataset, classes)
-        "dt_classifier_thresholds_probability_only": (
-            DecisionTreeClassifier(maxDepth=4, thresholds=[0.3, 0.7], rawPredictionCol="", **common),
-            "cancer",
-            2,
+    return {
+        "dt_classifier_thresholds_probability_only": lambda: DecisionTreeClassifier(
+            maxDepth=4, rawPredictionCol="", **common
         ),
-        "rf_classifier_3_classes_raw_only": (
-            RF(numTrees=5, maxDepth=4, seed=3, probabilityCol="", **common),
-            "wine",
-            3,
+        "rf_classifier_3_classes_raw_only": lambda: RF(
+            numTrees=5, maxDepth=4, seed=3, probabilityCol="", **common
         ),
-        "lr_binary_thresholds_probability_only": (
-            LogisticRegression(maxIter=20, thresholds=[0.6, 0.4], rawPredictionCol="", **common),
-            "cancer",
-            2,
+        "lr_binary_thresholds_probability_only": lambda: LogisticRegression(
+            maxIter=20, rawPredictionCol="", **common
         ),
-        "lr_binary_prediction_only": (
-            LogisticRegression(maxIter=20, threshold=0.7, rawPredictionCol="", probabilityCol="", **common),
-            "cancer",
-            2,
+        "lr_binary_prediction_only": lambda: LogisticRegression(
+            maxIter=20, threshold=0.7, rawPredictionCol="", probabilityCol="", **common
         ),
-        "gbt_classifier_thresholds": (
-            GBTClassifier(maxIter=4, maxDepth=3, thresholds=[0.4, 0.6], **common),
-            "cancer",
-            2,
-        ),
-        "gbt_regressor": (GBTRegressor(maxIter=4, maxDepth=3, **common), "diabetes", None),
-        "dt_regressor": (DecisionTreeRegressor(maxDepth=5, **common), "diabetes", None),
-        "linear_regression": (LinearRegression(regParam=0.1, **common), "diabetes", None),
-    }
+        "gbt_classifier_thresholds": lambda: GBTClassifier(maxIter=4, maxDepth=3, **common),
+        "gbt_regressor": lambda: GBTRegressor(maxIter=4, maxDepth=3, **common),
+        "dt_regressor": lambda: DecisionTreeRegressor(maxDepth=5, **common),
+        "linear_regression": lambda: LinearRegression(regParam=0.1, **common),
+    }[name]()
 
 
 @pytest.fixture(scope="module")
@@ -87,12 +87,16 @@ def fitted(spark, tmp_path_factory):
     root = tmp_path_factory.mktemp("predictors")
     loaders = {"cancer": load_breast_cancer, "wine": load_wine, "diabetes": load_diabetes}
     out = {}
-    for name, (estimator, dataset, classes) in _models().items():
-        table = _table(loaders[dataset], classes, seed=len(name))
+    for name, (dataset, classes, thresholds) in MODELS.items():
+        pq.write_table(_table(loaders[dataset], classes, len(name), 0.0), root / f"{name}_train.parquet")
+        table = _table(loaders[dataset], classes, len(name), 0.03)
         pq.write_table(table, root / f"{name}.parquet")
-        df = spark.read.parquet(str(root / f"{name}.parquet"))
+        df = spark.read.parquet(str(root / f"{name}_train.parquet"))
         assembler = VectorAssembler(inputCols=FEATURES, outputCol="features", handleInvalid="keep")
-        Pipeline(stages=[assembler, estimator]).fit(df).write().save(str(root / name))
+        fitted = Pipeline(stages=[assembler, _estimator(name)]).fit(df)
+        if thresholds is not None:
+            fitted.stages[-1].setThresholds(thresholds)
+        fitted.write().save(str(root / name))
         import_pipeline(root / name, root / f"{name}_bundle")
         out[name] = (root, table)
     return out
@@ -107,7 +111,7 @@ def _spark_outputs(spark, root, name, outputs):
     return df.orderBy("id").select(*columns).toArrow()
 
 
-@pytest.mark.parametrize("name", list(_models()))
+@pytest.mark.parametrize("name", list(MODELS))
 def test_predictor_gives_spark_s_outputs(spark, fitted, name):
     root, table = fitted[name]
     bundle = load_bundle(root / f"{name}_bundle")
@@ -128,5 +132,7 @@ def test_predictor_gives_spark_s_outputs(spark, fitted, name):
             continue
         tolerance = declared[column]
         ulps = ulp_distance(mine.reshape(-1), theirs.reshape(-1), 64)
-        close = (np.abs(mine - theirs).reshape(-1) <= tolerance.get("abs", 0.0)) | (ulps <= tolerance["ulps"])
+        both_nan = np.isnan(mine) & np.isnan(theirs)
+        close = (np.abs(mine - theirs) <= tolerance.get("abs", 0.0)) | both_nan
+        close = close.reshape(-1) | (ulps <= tolerance["ulps"])
         assert close.all(), f"{name}: {column} outside {tolerance}: max {ulps.max()} ulps"
