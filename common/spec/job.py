@@ -63,7 +63,8 @@ class Job:
     Attributes:
         chunk_rows: rows per chunk of a run (``common.run.chunks``); None: about 10 chunks.
         settings: each registered backend's settings (its section, or the defaults), by name.
-        parity: the ``[parity]`` tolerances and report options.
+        parity: the ``[parity]`` tolerances and report options: the job's ``[parity]`` over the
+            bundle's ``[parity]`` defaults (``common.parity.settings.with_defaults``).
         faults: the ``[faults]`` testing hook, or None.
     """
 
