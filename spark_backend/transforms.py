@@ -1,8 +1,8 @@
 """Feature transforms as Spark column expressions: the legacy behaviour, and the ground truth.
 
-Only Spark built-ins (no Python UDFs), one ``withColumns`` per transform. The Arrow/torch side
-(``common/spec/transforms.py``) reproduces exactly these expressions; where an expression's behaviour
-on an edge value matters (null, NaN, -1 for log1p, .5 ties), it is noted next to it.
+Only Spark built-ins (no Python UDFs), in as few ``withColumns`` as the dependencies allow. The
+Arrow/torch side (``common/model/kernels.py``) reproduces exactly these expressions; where an
+expression's behaviour on an edge value matters (null, NaN, -1 for log1p, .5 ties), it is noted.
 """
 
 from __future__ import annotations

@@ -31,7 +31,7 @@ def saved(spark, tmp_path_factory):
     """Fitted pipelines, saved: name -> (folder, the stage the importer must name)."""
     from pyspark.ml import Pipeline
     from pyspark.ml.classification import LogisticRegression
-    from pyspark.ml.feature import StringIndexer, VectorAssembler, Word2Vec
+    from pyspark.ml.feature import SQLTransformer, StringIndexer, VectorAssembler, Word2Vec
     from pyspark.sql import functions as F
 
     root = tmp_path_factory.mktemp("import_errors")
@@ -50,6 +50,9 @@ def saved(spark, tmp_path_factory):
         ],
         "python": [Shout()],
         "skip": [StringIndexer(inputCol="cat", outputCol="cat_idx", handleInvalid="skip")],
+        "sql_where": [
+            SQLTransformer(statement="SELECT *, amount * 2 AS double_amount FROM __THIS__ WHERE amount > 1")
+        ],
         "good": [StringIndexer(inputCol="cat", outputCol="cat_idx", handleInvalid="keep"), *model],
     }
     out = {}
@@ -92,6 +95,21 @@ def test_an_unsupported_parameter_names_stage_class_and_parameter(saved, tmp_pat
         "StringIndexerModel",
         "handleInvalid = 'skip'",
         "drops those rows",
+    )
+
+
+def test_a_sql_transformer_that_filters_rows_is_refused_with_the_reason(saved, tmp_path, capsys):
+    folder, uid = saved["sql_where"]
+    code, err = run_cli(capsys, "import-pipeline", str(folder), str(tmp_path / "bundle"))
+    _assert_refused(
+        code,
+        err,
+        tmp_path / "bundle",
+        uid,
+        "SQLTransformer",
+        "parameter statement",
+        "it has WHERE",
+        "SELECT *, <expr> AS <name>",
     )
 
 

@@ -25,7 +25,7 @@ BUILDERS = {
     "gbt_breast_cancer": pipelines.gbt_breast_cancer,
     "rf_diabetes": pipelines.rf_diabetes,
     "lr_digits": pipelines.lr_digits,
-    "fraud": lambda spark, root: pipelines.fraud_pipeline(spark, root, with_sql=False),
+    "fraud": pipelines.fraud_pipeline,
 }
 LABELS = {"prediction", "digit"}
 

@@ -21,6 +21,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 HERE = Path(__file__).parent
+# Derived columns as teams write them in Spark ML: a SQLTransformer over __THIS__.
+SQL = "SELECT *, hour(event_time) AS event_hour, CAST(amount > 500 AS DOUBLE) AS big_amount FROM __THIS__"
 LEGACY_PIPELINE = "pipeline"  # the saved PipelineModel's folder: a legacy side for parity and benchmarks
 CATEGORIES = ["grocery", "travel", "electronics", "fashion", "gaming", "fuel", "pharmacy", "restaurants"]
 COUNTRIES = ["DE", "FR", "US", "GB", "BR", "IN"]
@@ -67,11 +69,18 @@ def generate(rows: int, seed: int, unseen: bool = False) -> pa.Table:
 
 
 def train_pipeline(spark, train_path: Path):
-    """The production pipeline as a Spark team writes it: impute, index and one-hot encode, assemble,
-    scale, and a gradient-boosted tree classifier."""
+    """The production pipeline as a Spark team writes it: derived columns in SQL, impute, index and
+    one-hot encode, assemble, scale, and a gradient-boosted tree classifier."""
     from pyspark.ml import Pipeline
     from pyspark.ml.classification import GBTClassifier
-    from pyspark.ml.feature import Imputer, OneHotEncoder, StandardScaler, StringIndexer, VectorAssembler
+    from pyspark.ml.feature import (
+        Imputer,
+        OneHotEncoder,
+        SQLTransformer,
+        StandardScaler,
+        StringIndexer,
+        VectorAssembler,
+    )
 
     train = spark.read.parquet(str(train_path))
     strings = ["merchant_category", "country", "channel"]
@@ -79,6 +88,7 @@ def train_pipeline(spark, train_path: Path):
     encoded = [f"{c}_vec" for c in strings]
     return Pipeline(
         stages=[
+            SQLTransformer(statement=SQL),
             Imputer(
                 inputCols=["amount", "tenure_days"],
                 outputCols=["amount_filled", "tenure_filled"],
@@ -88,7 +98,14 @@ def train_pipeline(spark, train_path: Path):
             StringIndexer(inputCols=strings, outputCols=indexed, handleInvalid="keep"),
             OneHotEncoder(inputCols=indexed, outputCols=encoded, handleInvalid="keep"),
             VectorAssembler(
-                inputCols=["amount_filled", "tenure_filled", "age_filled", *encoded],
+                inputCols=[
+                    "amount_filled",
+                    "tenure_filled",
+                    "age_filled",
+                    "event_hour",
+                    "big_amount",
+                    *encoded,
+                ],
                 outputCol="raw_features",
                 handleInvalid="keep",
             ),

@@ -283,3 +283,77 @@ def binarizer(stage: SavedStage, plan: Plan) -> None:
             transforms.append(entry)
         plan.vectors[target] = Vector(tuple(outputs))
     plan.add(stage, "binarize", transforms, [t for _, t in pairs])
+
+
+@converter("SQLTransformer", reads=("statement",))
+def sql_transformer(stage: SavedStage, plan: Plan) -> None:
+    """``SELECT *, <expr> AS <name>[, ...] FROM __THIS__``: one ``sql`` transform per new column.
+    Anything else (a WHERE, a join, a GROUP BY, a column dropped or replaced) is refused: it would
+    change rows or columns in a way a bundle's transforms do not."""
+    import sqlglot
+    from sqlglot import exp
+
+    statement = stage.params.get("statement") or ""
+    form = "SELECT *, <expr> AS <name>[, ...] FROM __THIS__"
+
+    def refuse(reason: str) -> BundleError:
+        return unsupported(stage, "statement", statement, f"{reason}; only {form} is imported")
+
+    try:
+        tree = sqlglot.parse_one(statement, read="spark")
+    except sqlglot.errors.SqlglotError as error:
+        raise refuse(f"cannot parse it ({str(error).splitlines()[0]})") from None
+    if not isinstance(tree, exp.Select):
+        raise refuse("it is not a plain SELECT")
+    extra = sorted(k for k, v in tree.args.items() if v and k not in ("expressions", "from", "from_"))
+    if extra:
+        raise refuse(f"it has {extra[0].upper()}")
+    source = tree.args.get("from") or tree.args.get("from_")
+    if (
+        not isinstance(source, exp.From)
+        or not isinstance(source.this, exp.Table)
+        or source.this.name != "__THIS__"
+    ):
+        raise refuse("it does not select FROM __THIS__ alone")
+    star, *columns = tree.expressions
+    if not isinstance(star, exp.Star) or any(star.args.values()) or not columns:
+        raise refuse("it does not start with a plain * followed by new columns")
+    made: list[str] = []
+    for column in columns:
+        if not isinstance(column, exp.Alias) or not column.alias:
+            raise refuse(f"{column.sql(dialect='spark')} has no AS <name>")
+        reads = {c.name for c in column.this.find_all(exp.Column)}
+        if reads & set(made):  # Spark resolves names against __THIS__, not against this SELECT
+            raise refuse(f"{column.alias} reads {sorted(reads & set(made))[0]}, made in the same SELECT")
+        made.append(column.alias)
+    texts = _projection_texts(statement)[1:]
+    if len(texts) != len(made):
+        raise refuse("its columns could not be told apart")
+    transforms = [{"op": "sql", "output": name, "expr": text} for name, text in zip(made, texts, strict=True)]
+    plan.add(stage, f"sql ({len(transforms)} expression(s))", transforms, made)
+
+
+def _projection_texts(statement: str) -> list[str]:
+    """Each SELECT column's expression exactly as written (its ``AS name`` cut off): the split
+    follows sqlglot's tokens, at the commas outside parentheses between SELECT and FROM."""
+    from sqlglot.dialects.dialect import Dialect
+    from sqlglot.tokens import TokenType
+
+    tokens = Dialect.get_or_raise("spark").tokenize(statement)
+    texts, depth, start, alias_at = [], 0, None, None
+    for token in tokens[1:]:  # after SELECT
+        if token.token_type in (TokenType.L_PAREN, TokenType.L_BRACKET):
+            depth += 1
+        elif token.token_type in (TokenType.R_PAREN, TokenType.R_BRACKET):
+            depth -= 1
+        if depth == 0 and token.token_type in (TokenType.COMMA, TokenType.FROM):
+            texts.append(statement[start : alias_at if alias_at is not None else token.start].strip())
+            start, alias_at = None, None
+            if token.token_type == TokenType.FROM:
+                break
+            continue
+        if start is None:
+            start = token.start
+        if depth == 0 and token.token_type == TokenType.ALIAS:
+            alias_at = token.start
+    return texts
