@@ -109,7 +109,7 @@ def gbt_breast_cancer(spark, root: Path) -> Case:
             StringIndexer(inputCol="band", outputCol="band_idx", stringOrderType="alphabetAsc"),
             QuantileDiscretizer(inputCol="f12", outputCol="area_bucket", numBuckets=4, handleInvalid="keep"),
             VectorAssembler(inputCols=[*features, "band_idx", "area_bucket"], outputCol="features"),
-            GBTClassifier(featuresCol="features", labelCol="label", maxIter=8, maxDepth=3, seed=1),
+            GBTClassifier(featuresCol="features", labelCol="label", maxIter=6, maxDepth=3, seed=1),
         ]
     ).fit(train)
     scoring = _sklearn_table(load_breast_cancer, rows=3000, seed=2, noise=0.05)
@@ -157,7 +157,7 @@ def rf_diabetes(spark, root: Path) -> Case:
             ),
             MinMaxScaler(inputCol="raw_features", outputCol="unit_features"),
             MaxAbsScaler(inputCol="unit_features", outputCol="features"),
-            RandomForestRegressor(featuresCol="features", labelCol="label", numTrees=12, maxDepth=5, seed=2),
+            RandomForestRegressor(featuresCol="features", labelCol="label", numTrees=8, maxDepth=5, seed=2),
         ]
     ).fit(train)
     scoring = with_gaps(_sklearn_table(load_diabetes, rows=3000, seed=4, noise=0.1), 5)
@@ -186,7 +186,7 @@ def lr_digits(spark, root: Path) -> Case:
                 inputCol="pixels", outputCol="features", scalingVec=Vectors.dense([1 / 16] * 64)
             ),
             LogisticRegression(
-                featuresCol="features", labelCol="label", family="multinomial", maxIter=30, regParam=0.01
+                featuresCol="features", labelCol="label", family="multinomial", maxIter=15, regParam=0.01
             ),
             IndexToString(inputCol="prediction", outputCol="digit", labels=[f"digit {i}" for i in range(10)]),
         ]
@@ -240,7 +240,7 @@ def fraud_pipeline(spark, root: Path, with_sql: bool = True) -> Case:
             handleInvalid="keep",
         ),
         StandardScaler(inputCol="raw_features", outputCol="features", withMean=True, withStd=True),
-        LogisticRegression(featuresCol="features", labelCol="label", maxIter=50, threshold=0.3),
+        LogisticRegression(featuresCol="features", labelCol="label", maxIter=20, threshold=0.3),
     ]
     model = Pipeline(stages=stages).fit(train)
     return _finish(

@@ -22,7 +22,10 @@ import pyarrow.parquet as pq
 
 HERE = Path(__file__).parent
 # Derived columns as teams write them in Spark ML: a SQLTransformer over __THIS__.
-SQL = "SELECT *, hour(event_time) AS event_hour, CAST(amount > 500 AS DOUBLE) AS big_amount FROM __THIS__"
+SQL = (
+    "SELECT *, hour(event_time) AS event_hour, CAST(coalesce(amount, 0) > 500 AS DOUBLE) AS big_amount "
+    "FROM __THIS__"
+)
 LEGACY_PIPELINE = "pipeline"  # the saved PipelineModel's folder: a legacy side for parity and benchmarks
 CATEGORIES = ["grocery", "travel", "electronics", "fashion", "gaming", "fuel", "pharmacy", "restaurants"]
 COUNTRIES = ["DE", "FR", "US", "GB", "BR", "IN"]
