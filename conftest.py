@@ -15,7 +15,7 @@ import sys
 
 import pytest
 
-from common.run.backends import backend_names, engine_names
+from common.run.backends import backend_names, bundle_backend_names, engine_names
 
 # Spark's Python workers must run this interpreter (the venv), with this repo importable.
 os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
@@ -78,7 +78,7 @@ def backend(request, engines) -> str:
     return request.param
 
 
-@pytest.fixture(params=_params(backend_names()))
+@pytest.fixture(params=_params(bundle_backend_names()))
 def any_backend(request, engines) -> str:
-    """Each backend in turn, the single-process reference included."""
+    """Each backend that runs the bundle, in turn, the single-process reference included."""
     return request.param

@@ -14,6 +14,9 @@ size, so only the way the model is run differs:
   is cached per Python worker by Spark).
 - ``ray_map_batches``: ``read_parquet().map_batches(fn)`` with a plain function that loads the
   model for every batch (Ray Data's first example, before one learns about callable classes).
+- ``legacy``: for a workload imported from a Spark ML pipeline only, the original
+  ``PipelineModel.transform`` on Spark, through the runner (``--backend legacy``): what the
+  imported bundle replaces.
 
 Each contender's ``start()`` starts its engine and returns the seconds it took (0 when this
 process already runs it); ``run()`` scores one input folder into one output folder.
@@ -39,7 +42,8 @@ from common.spec.transforms import required_input_columns
 EXECUTORS = ("spark", "ray")
 HAND_WRITTEN = ("spark_pandas_udf", "spark_predict_batch_udf", "ray_map_batches")
 RELOADING = ("spark_pandas_udf", "ray_map_batches")  # load the model on every batch
-ALL = ("spark", "ray", "ceiling", *HAND_WRITTEN)
+LEGACY = "legacy"  # the original Spark ML pipeline of an imported workload
+ALL = ("spark", "ray", "ceiling", *HAND_WRITTEN, LEGACY)
 ENGINE = {
     "spark": "spark",
     "ray": "ray",
@@ -47,11 +51,24 @@ ENGINE = {
     "spark_pandas_udf": "spark",
     "spark_predict_batch_udf": "spark",
     "ray_map_batches": "ray",
+    LEGACY: "spark",
 }
 
 
 def role(name: str) -> str:
+    if name == LEGACY:
+        return "original pipeline"
     return "executor" if name in EXECUTORS else "ceiling" if name == "ceiling" else "hand-written"
+
+
+def applies(name: str, workload: str) -> bool:
+    """Whether contender ``name`` runs on ``workload``: ``legacy`` only where the example's build
+    saves a Spark ML pipeline (its ``LEGACY_PIPELINE``), every other contender everywhere."""
+    if name != LEGACY:
+        return True
+    import importlib
+
+    return bool(getattr(importlib.import_module(f"examples.{workload}.build"), "LEGACY_PIPELINE", None))
 
 
 @dataclass(frozen=True)
@@ -104,14 +121,14 @@ def _start_ray(job: Job) -> float:
 
 
 class Executor(Contender):
-    """Our executor on ``name`` (``spark`` or ``ray``), run as the CLI runs it."""
+    """Our executor on ``name`` (``spark`` or ``ray``, or ``legacy`` on Spark), run as the CLI runs it."""
 
     def __init__(self, name: str, job: Job, bundle: Bundle):
         super().__init__(job, bundle)
         self.name = name
 
     def start(self) -> float:
-        return _spark_session(self.job)[1] if self.name == "spark" else _start_ray(self.job)
+        return _spark_session(self.job)[1] if ENGINE[self.name] == "spark" else _start_ray(self.job)
 
     def run(self, input_dir: Path, output_dir: Path) -> RunTiming:
         from common.run.runner import run_job
@@ -367,7 +384,7 @@ class RayMapBatches(Contender):
 
 def make(name: str, job: Job, bundle: Bundle) -> Contender:
     """The contender called ``name``; ValueError lists the valid names."""
-    if name in EXECUTORS:
+    if name in (*EXECUTORS, LEGACY):
         return Executor(name, job, bundle)
     classes = {
         "ceiling": Ceiling,

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from pytest_benchmark.stats import Stats
 
-from benchmarks.contenders import ALL, EXECUTORS, HAND_WRITTEN, RELOADING, role
+from benchmarks.contenders import ALL, EXECUTORS, HAND_WRITTEN, LEGACY, RELOADING, role
 from benchmarks.workloads import TORCH_WORKLOADS
 
 # The targets.
@@ -120,6 +120,11 @@ def add_ratios(summaries: list[dict], table_sizes: dict[str, list[int]]) -> None
             group["ray"]["ray_over_spark"], group["ray"]["ray_over_spark_basis"] = pair_ratio(
                 group["ray"], group["spark"]
             )
+        for name in EXECUTORS:  # an imported bundle against the pipeline it replaces
+            if LEGACY in group and name in group:
+                group[name]["over_legacy"], group[name]["over_legacy_basis"] = pair_ratio(
+                    group[name], group[LEGACY]
+                )
         reference = next((group[n] for n in ("ceiling", *ALL) if n in group and group[n].get("digest")), None)
         for s in group.values():
             s["output_check"] = (
@@ -347,6 +352,18 @@ def markdown(meta: dict, summaries: list[dict], targets: list[dict]) -> str:
                 s.get("output_check", ""),
             ]
         lines.append("| " + " | ".join(cells) + " |")
+    against_legacy = [s for s in summaries if s.get("over_legacy")]
+    if against_legacy:
+        lines += [
+            "",
+            "Imported bundle against its original Spark ML pipeline (`legacy`, PipelineModel.transform):",
+            "",
+        ]
+        lines += [
+            f"- {s['workload']}, {s['rows']:,} rows: the bundle on {s['contender']} "
+            f"{s['over_legacy']:.2f}x legacy ({s['over_legacy_basis']} rate)"
+            for s in sorted(against_legacy, key=lambda s: (s["workload"], s["rows"], s["contender"]))
+        ]
     lines += ["", "Targets:", ""]
     lines += [f"- {'met' if t['met'] else '**MISSED**'}: {t['target']}: {t['detail']}" for t in targets]
     phases = meta.get("phases") or {}
@@ -400,6 +417,7 @@ def plot(path: Path, summaries: list[dict], meta: dict) -> None:
         "spark_pandas_udf": ("tab:red", "x", ":"),
         "spark_predict_batch_udf": ("tab:brown", "+", ":"),
         "ray_map_batches": ("tab:cyan", "d", ":"),
+        LEGACY: ("tab:green", "v", "-."),
     }
     for column, workload in enumerate(workloads):
         top, bottom = axes[0][column], axes[1][column]

@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 
 from benchmarks import report
-from benchmarks.contenders import ALL, ENGINE, EXECUTORS
+from benchmarks.contenders import ALL, ENGINE, EXECUTORS, applies
 from benchmarks.workloads import (
     DEFAULT_CACHE,
     PRESETS,
@@ -145,7 +145,7 @@ def plan_trials(args, sizes: dict[str, dict[str, list[int]]]) -> list[tuple[str,
             (c, rows)
             for rows in sorted(set(table) | set(scaling))
             for c in order
-            if rows in table or c in EXECUTORS
+            if (rows in table or c in EXECUTORS) and applies(c, workload)
         ]
         if args.isolation == "contender":
             groups += [(workload, [t]) for t in trials]

@@ -44,6 +44,7 @@ PRESETS: dict[str, dict[str, dict[str, list[int]]]] = {
             "text_transformers": [512],
             "generation_transformers": [128],
             "heavy_mlp": [512],
+            "spark_pipeline": [2_000],
         },
         "scaling": {},
     },
@@ -62,6 +63,7 @@ PRESETS: dict[str, dict[str, dict[str, list[int]]]] = {
             "text_transformers": [2_000, 10_000],
             "generation_transformers": [200, 1_000],
             "heavy_mlp": [5_000, 20_000],
+            "spark_pipeline": [100_000, 1_000_000],
         },
         "scaling": {"tabular_torch": [10_000, 100_000, 1_000_000]},
     },
@@ -78,6 +80,7 @@ PRESETS: dict[str, dict[str, dict[str, list[int]]]] = {
             "text_transformers": [10_000, 50_000],
             "generation_transformers": [1_000, 5_000],
             "heavy_mlp": [20_000, 100_000],
+            "spark_pipeline": [100_000, 1_000_000],
         },
         "scaling": {
             "tabular_torch": [10_000, 100_000, 1_000_000, 5_000_000],

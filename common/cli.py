@@ -26,10 +26,12 @@ commands:
   run JOB.toml JOB.toml ... --backend ray   run jobs on one engine started once; a line each
   run JOB.toml --backend spark --shadow ray also run Ray beside it and compare (one more line)
   run JOB.toml --resume                     finish a run that was killed, keeping its done chunks
-  parity JOB.toml                           run Spark, Ray and the reference, compare all three
+  parity JOB.toml                           run Spark, Ray and the reference (and, for a bundle imported
+                                            from a Spark ML pipeline, that pipeline), compare them all
   parity JOB.toml [JOB.toml ...] --report DIR   the same for a fleet of jobs, with one index page
   certificate JOB.toml                      whether the job's parity certificate holds, and why
   compare A B --key id                      compare two existing outputs (Parquet files or folders)
+  import-pipeline PIPELINE BUNDLE           turn a saved Spark ML PipelineModel into a bundle
 
 exit codes: 0 ok, 1 parity outside tolerance, 2 error (one line on stderr, nothing published),
 130 Ctrl-C, 143 SIGTERM (nothing published; the engines this command started are stopped).
@@ -100,8 +102,20 @@ def build_parser() -> argparse.ArgumentParser:
     parity.add_argument(
         "--backends",
         default=",".join(engine_names()),
-        help="comma-separated backends to compare with the reference",
+        help="comma-separated backends to compare with the reference (legacy joins them by itself "
+        "when the bundle names a legacy_pipeline)",
     )
+
+    imported = sub.add_parser(
+        "import-pipeline",
+        help="turn a saved Spark ML PipelineModel into a bundle",
+        description="Import a PipelineModel saved with model.write().save(dir) as a bundle: transforms for "
+        "its feature stages, a spark_ml model for its predictor, legacy_pipeline naming the original, and "
+        "import_report.md/.json. An unsupported stage or parameter is an error; nothing is written then.",
+    )
+    imported.add_argument("pipeline", help="the saved PipelineModel's folder")
+    imported.add_argument("bundle", help="the bundle folder to write")
+    imported.add_argument("--overwrite", action="store_true", help="replace an existing bundle folder")
 
     compare = sub.add_parser(
         "compare",
@@ -134,6 +148,8 @@ def main(argv: list[str] | None = None) -> int:
                 return _parity(args)
             if args.command == "certificate":
                 return _certificate(args)
+            if args.command == "import-pipeline":
+                return _import_pipeline(args)
             return _compare(args)
         except (KeyboardInterrupt, Terminated) as exc:
             what = "interrupted" if isinstance(exc, KeyboardInterrupt) else "terminated"
@@ -227,6 +243,13 @@ def _certificate(args) -> int:
     status = check_certificate(load_job(args.job))
     print(f"{args.job}: {'certified' if status.certified else 'not certified'}: {status.reason}")
     return EXIT_OK if status.certified else EXIT_PARITY_FAILED
+
+
+def _import_pipeline(args) -> int:
+    from spark_backend.ml_import import import_pipeline
+
+    print(import_pipeline(args.pipeline, args.bundle, overwrite=args.overwrite).summary())
+    return EXIT_OK
 
 
 def _compare(args) -> int:

@@ -1,5 +1,6 @@
-"""``make demo``: every built example through fleet parity (Spark, Ray and the reference), their
-summary lines, then one table of parity verdicts and the path of the fleet report.
+"""``make demo``: every built example through fleet parity (Spark, Ray and the reference; for an
+example imported from a Spark ML pipeline also that pipeline, ``legacy``, which the others are then
+judged against), their summary lines, then one table of parity verdicts and the fleet report's path.
 
 Both engines start once and are shared by all the jobs, as a production driver would. Each passing
 example gets a parity certificate beside its job file, so ``--backend auto`` then picks Ray for it.

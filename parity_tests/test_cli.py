@@ -9,7 +9,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from common.cli import main
-from common.run.backends import backend_names
+from common.run.backends import bundle_backend_names
 from tests.support import make_job
 
 
@@ -77,7 +77,7 @@ def test_parity_command_runs_all_three(tmp_path, engines, capsys):
     code = main(["parity", str(job), "--out", str(tmp_path / "parity")])
     out = capsys.readouterr().out
     assert code == 0, out
-    for side in backend_names():
+    for side in bundle_backend_names():
         assert (tmp_path / "parity" / side / "_SUCCESS").exists()
     report = json.loads((tmp_path / "parity" / "parity.json").read_text())
     assert report["ok"] and report["reference"] == "reference"

@@ -28,3 +28,22 @@ def built_example(request, tmp_path_factory):
 def test_example_matches_reference(built_example, backend, tmp_path):
     report = run_against_reference(replace(built_example, overwrite=True), backend, tmp_path)
     assert_parity(report)
+
+
+def _imported_examples() -> list[str]:
+    """Examples built from a saved Spark ML pipeline (their build module names its folder)."""
+    return [
+        n
+        for n in example_names()
+        if getattr(importlib.import_module(f"examples.{n}.build"), "LEGACY_PIPELINE", None)
+    ]
+
+
+@pytest.mark.parametrize("built_example", _imported_examples(), indirect=True)
+def test_imported_example_matches_its_original_pipeline_on_ray(built_example, engines, tmp_path):
+    """`make parity` shows legacy vs Ray: the original PipelineModel is the side Ray is judged against."""
+    from common.parity.runner import run_parity
+
+    report, _, runs = run_parity(replace(built_example, overwrite=True), tmp_path, backends=["ray"])
+    assert set(runs) == {"reference", "ray", "legacy"} and report.reference == "legacy"
+    assert_parity(report)

@@ -68,7 +68,9 @@ def test_a_registered_backend_joins_job_cli_runner_and_parity(echo_backend, tmp_
 
 def test_a_section_for_an_unregistered_backend_is_refused(tmp_path):
     job_path = make_job(tmp_path / "job", rows=10, extra='[echo]\nlabel = "third"\n')
-    with pytest.raises(JobError, match=r"unknown section \[echo\]; valid: faults, input, job, model, output"):
+    with pytest.raises(
+        JobError, match=r"unknown section \[echo\]; valid: faults, input, job, legacy, model, output"
+    ):
         load_job(job_path)
 
 

@@ -106,7 +106,7 @@ def test_unknown_job_field(job, capsys):
         (("[ray]\n", "[parity]\nulps = -2\n[ray]\n"), '[parity]: field "ulps" must be >= 0, got -2'),
         (
             ("[ray]\n", "[flink]\n[ray]\n"),
-            "unknown section [flink]; valid: faults, input, job, model, output, parity",
+            "unknown section [flink]; valid: faults, input, job, legacy, model, output, parity",
         ),
     ],
 )

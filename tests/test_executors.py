@@ -11,7 +11,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
-from common.run.backends import backend_names, engine_names
+from common.run.backends import bundle_backend_names, engine_names
 from common.run.output import MANIFEST, SUCCESS
 from common.run.runner import run_job
 from common.spec.job import load_job
@@ -39,7 +39,7 @@ def test_run_writes_every_row_once(any_backend, job_path, tmp_path):
 def test_backends_agree_exactly_on_sklearn_scores(job_path, engines, tmp_path):
     """Same transforms, same model, different engines: identical bits for this float64 model."""
     tables = {}
-    for backend in backend_names():
+    for backend in bundle_backend_names():
         run_job(replace(load_job(job_path), output_path=tmp_path / backend), backend)
         tables[backend] = read_output(tmp_path / backend)
     assert tables["spark"].column("score").equals(tables["reference"].column("score"))

@@ -471,8 +471,9 @@ def test_nanosecond_timestamps_floor_like_microseconds():
     [
         (
             {"op": "scale", "column": "x"},
-            'bundle.toml: transforms[0]: unknown op "scale"; valid: bucketize, clip, datetime_part, '
-            "hash_bucket, impute, log1p, min_max_scale, one_hot, round, sql, standard_scale, string_index",
+            'bundle.toml: transforms[0]: unknown op "scale"; valid: assemble, binarize, bucketize, '
+            "bucketize_splits, clip, datetime_part, hash_bucket, impute, log1p, min_max_scale, one_hot, "
+            "one_hot_index, rescale, round, scale_shift, sql, standard_scale, string_index",
         ),
         (
             {"op": "clip", "column": "x", "lo": 0, "upper": 1},
@@ -539,8 +540,9 @@ def test_nanosecond_timestamps_floor_like_microseconds():
         ({"op": "log1p"}, 'bundle.toml: transforms[0] (op "log1p"): missing field "column"'),
         (
             {"column": "x"},
-            'bundle.toml: transforms[0]: missing field "op"; valid ops: bucketize, clip, datetime_part, '
-            "hash_bucket, impute, log1p, min_max_scale, one_hot, round, sql, standard_scale, string_index",
+            'bundle.toml: transforms[0]: missing field "op"; valid ops: assemble, binarize, bucketize, '
+            "bucketize_splits, clip, datetime_part, hash_bucket, impute, log1p, min_max_scale, one_hot, "
+            "one_hot_index, rescale, round, scale_shift, sql, standard_scale, string_index",
         ),
     ],
 )

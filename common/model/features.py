@@ -66,6 +66,11 @@ class FeatureBatch:
         except KeyError:
             raise InputError(f'input has no column "{name}" (needed by the bundle)') from None
 
+    def arrow_type(self, name: str) -> pa.DataType:
+        """The column's Arrow type (a TensorColumn's host type), without copying it anywhere."""
+        column = self._get(name)
+        return column.type if isinstance(column, pa.Array) else column.arrow_type
+
     def arrow(self, name: str) -> pa.Array:
         """The column as a host Arrow array; a TensorColumn is copied back, null where not valid."""
         column = self._get(name)

@@ -10,6 +10,7 @@ kernels so that importing this module on the driver does not pay for it.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -29,13 +30,23 @@ if TYPE_CHECKING:
 def apply_transforms(batch: FeatureBatch, transforms: Sequence[Transform]) -> None:
     """Runs the transforms on ``batch`` in order, each writing its output column(s)."""
     for t in transforms:
-        _KERNELS[t.op](batch, t)
+        _kernel(t.op)(batch, t)
+
+
+def _kernel(op: str):
+    """The kernel of ``op``. The Spark ML ops' kernels live in ``common.model.ml_kernels``, which
+    builds on this module's helpers, so they join the table on first use."""
+    if op not in _KERNELS:
+        from common.model.ml_kernels import KERNELS
+
+        _KERNELS.update(KERNELS)
+    return _KERNELS[op]
 
 
 # ---- numeric ops: torch on the batch's device -------------------------------------------------
 
 
-def _numeric(batch: FeatureBatch, t: Transform, compute) -> None:
+def numeric_op(batch: FeatureBatch, t: Transform, compute) -> None:
     from common.model.features import TensorColumn
 
     column = batch.tensor(t.column)
@@ -43,7 +54,7 @@ def _numeric(batch: FeatureBatch, t: Transform, compute) -> None:
     batch.set(t.output, TensorColumn(values, valid, t.output_type()))
 
 
-def _scalar(x, value: float):
+def scalar_like(x, value: float):
     """A 0-d tensor on ``x``'s device: CUDA turns division by a Python scalar into a multiplication
     by its reciprocal, which can differ from Spark's division in the last bit."""
     import torch
@@ -52,13 +63,32 @@ def _scalar(x, value: float):
 
 
 def _impute(batch, t):
+    """``value`` for null and NaN, or (``missing_value``) for null and that value, NaN left alone.
+    ``cast_to_input`` (Spark's Imputer) casts the result to the input's type: an integer column's
+    replacement is truncated, a float32 column's rounded to float32."""
     import torch
 
-    def compute(x, valid):
-        missing = torch.isnan(x) if valid is None else torch.isnan(x) | ~valid
-        return torch.where(missing, _scalar(x, t.params["value"]), x), None
+    value, missing_value = t.params["value"], t.params.get("missing_value")
+    if t.params.get("cast_to_input"):
+        value = _in_type(value, batch.arrow_type(t.column), t)
 
-    _numeric(batch, t, compute)
+    def compute(x, valid):
+        missing = torch.isnan(x) if missing_value is None else x == scalar_like(x, missing_value)
+        if valid is not None:
+            missing = missing | ~valid
+        return torch.where(missing, scalar_like(x, value), x), None
+
+    numeric_op(batch, t, compute)
+
+
+def _in_type(value: float, typ: pa.DataType, t: Transform) -> float:
+    if pa.types.is_integer(typ):
+        return float(math.trunc(value))
+    if pa.types.is_float32(typ) or pa.types.is_float16(typ):
+        return float(np.float32(value))
+    if pa.types.is_floating(typ):
+        return value
+    raise _type_error(t, typ, "an integer or floating-point column (cast_to_input keeps its type)")
 
 
 def _log1p(batch, t):
@@ -70,28 +100,30 @@ def _log1p(batch, t):
             torch.where(defined, x, torch.zeros_like(x))
         ), defined if valid is None else valid & defined
 
-    _numeric(batch, t, compute)
+    numeric_op(batch, t, compute)
 
 
 def _standard_scale(batch, t):
-    _numeric(batch, t, lambda x, v: ((x - _scalar(x, t.params["mean"])) / _scalar(x, t.params["std"]), v))
+    numeric_op(
+        batch, t, lambda x, v: ((x - scalar_like(x, t.params["mean"])) / scalar_like(x, t.params["std"]), v)
+    )
 
 
 def _min_max_scale(batch, t):
     low, span = t.params["min"], t.params["max"] - t.params["min"]  # the Spark side divides by the same float
-    _numeric(batch, t, lambda x, v: ((x - _scalar(x, low)) / _scalar(x, span), v))
+    numeric_op(batch, t, lambda x, v: ((x - scalar_like(x, low)) / scalar_like(x, span), v))
 
 
 def _clip(batch, t):
     import torch
 
     def compute(x, valid):  # least(greatest(x, lower), upper): ties keep x (so -0.0 stays), NaN -> upper
-        lower, upper = _scalar(x, t.params["lower"]), _scalar(x, t.params["upper"])
+        lower, upper = scalar_like(x, t.params["lower"]), scalar_like(x, t.params["upper"])
         out = torch.where(x < lower, lower, x)
         out = torch.where(out > upper, upper, out)
         return torch.where(torch.isnan(x), upper, out), valid
 
-    _numeric(batch, t, compute)
+    numeric_op(batch, t, compute)
 
 
 def _bucketize(batch, t):
@@ -104,7 +136,7 @@ def _bucketize(batch, t):
         index = torch.where(nan, len(bounds), index)
         return index.to(x.dtype), valid
 
-    _numeric(batch, t, compute)
+    numeric_op(batch, t, compute)
 
 
 def _round(batch, t):
@@ -113,7 +145,7 @@ def _round(batch, t):
     sql transform's ``round`` (``common.sql.kernels_round``)."""
     from common.sql.kernels_round import round_double
 
-    _numeric(batch, t, lambda x, v: (round_double(x, t.params["scale"], "half_up"), v))
+    numeric_op(batch, t, lambda x, v: (round_double(x, t.params["scale"], "half_up"), v))
 
 
 # ---- categorical and time ops: Arrow / NumPy on the host ----------------------------------------
@@ -136,7 +168,17 @@ def _vocabulary_index(batch: FeatureBatch, t: Transform) -> np.ndarray:
 
 
 def _string_index(batch, t):
+    """Position in the vocabulary; a null or unseen value gets ``len(vocabulary)`` (``keep``) or
+    fails the batch (``handle_invalid = "error"``, as Spark's StringIndexer does)."""
     index = _vocabulary_index(batch, t)
+    if t.params.get("handle_invalid") == "error" and (index < 0).any():
+        row = int(np.flatnonzero(index < 0)[0])
+        value = batch.arrow(t.column)[row].as_py()
+        what = "a null value" if value is None else f"unseen value {value!r}"
+        raise InputError(
+            f'transform string_index on column "{t.column}": {what} in {int((index < 0).sum())} row(s), '
+            'which handle_invalid = "error" refuses'
+        )
     batch.set(t.output, pa.array(np.where(index < 0, len(t.params["vocabulary"]), index).astype(np.int64)))
 
 

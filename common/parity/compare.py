@@ -1,4 +1,4 @@
-"""Prove that two or three batch-prediction outputs hold the same predictions, or say where not.
+"""Prove that two to four batch-prediction outputs hold the same predictions, or say where not.
 
 Rows are matched on the key, never by position. The comparison streams in two passes so that
 memory stays bounded whatever the output size:
@@ -47,10 +47,10 @@ def compare_outputs(
 
     Args:
         sides: Side name (``"spark"``, ``"ray"``, ``"reference"``, ...) to a Parquet file or
-            directory; two or three sides.
+            directory; two to four sides (``MAX_SIDES``).
         key: Column(s) that identify a row in every output.
         settings: Tolerances and report options.
-        reference: With three sides, the side the others are judged against.
+        reference: With three or more sides, the side the others are judged against.
         work_dir: Where the spill files go (a temporary folder inside it, removed afterwards);
             the system temp folder when None.
         bucket_rows: Target rows per spill bucket; lower means less memory, more files.
@@ -120,10 +120,14 @@ def compare_outputs(
     )
 
 
+# reference, spark, ray and, for a bundle imported from a Spark ML pipeline, legacy.
+MAX_SIDES = 4
+
+
 def _check_sides(sides: Mapping[str, str | Path], reference: str | None) -> list[str]:
     names = list(sides)
-    if len(names) not in (2, 3):
-        raise JobError(f"parity compares two or three outputs, got {len(names)}: {', '.join(names)}")
+    if not 2 <= len(names) <= MAX_SIDES:
+        raise JobError(f"parity compares 2 to {MAX_SIDES} outputs, got {len(names)}: {', '.join(names)}")
     if reference is not None and reference not in sides:
         raise JobError(f"reference side '{reference}' is not one of the outputs: {', '.join(names)}")
     return names

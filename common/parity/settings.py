@@ -143,6 +143,16 @@ class _ParityTable(_ToleranceTable):
             raise JobError(f'{where}: field "sample_size" must be >= 0, got {self.sample_size!r}')
 
 
+def with_defaults(defaults: Mapping[str, Any], section: Mapping[str, Any]) -> dict[str, Any]:
+    """A ``[parity]`` table over a bundle's ``[parity]`` defaults: every field the job sets wins,
+    and ``columns`` merge, a job's entry for a column replacing the bundle's whole."""
+    merged = {**defaults, **{k: v for k, v in section.items() if k != "columns"}}
+    columns = {**defaults.get("columns", {}), **section.get("columns", {})}
+    if columns:
+        merged["columns"] = columns
+    return merged
+
+
 def parse_parity_settings(section: Mapping[str, Any], file: str | Path) -> ParitySettings:
     """Build ParitySettings from a job file's ``[parity]`` table (an empty one gives the defaults).
 

@@ -25,9 +25,17 @@ if TYPE_CHECKING:
     from common.spec.job import Job
 
 #: backend name -> the module whose ``BACKEND`` serves it.
-BACKENDS = {"spark": "spark_backend", "ray": "ray_backend", "reference": "common.run.reference"}
+BACKENDS = {
+    "spark": "spark_backend",
+    "ray": "ray_backend",
+    "reference": "common.run.reference",
+    "legacy": "spark_backend.legacy",
+}
 #: the backend that checks the others: it runs in the driver's process, with no engine.
 REFERENCE = "reference"
+#: the backend that runs a bundle's original Spark ML pipeline (``legacy_pipeline``) instead of the
+#: bundle: a side only for bundles imported from one, and then the side every other is checked against.
+LEGACY = "legacy"
 ENV_VAR = "BATCH_PREDICT_BACKEND"
 
 
@@ -75,8 +83,13 @@ def backend_names() -> list[str]:
 
 
 def engine_names() -> list[str]:
-    """The backends that run an engine: every one but the reference."""
-    return [name for name in backend_names() if name != REFERENCE]
+    """The backends that run the bundle on an engine: every one but the reference and legacy."""
+    return [name for name in backend_names() if name not in (REFERENCE, LEGACY)]
+
+
+def bundle_backend_names() -> list[str]:
+    """The backends that run the bundle itself: every one but legacy."""
+    return [name for name in backend_names() if name != LEGACY]
 
 
 def get_backend(name: str | None) -> Backend:

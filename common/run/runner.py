@@ -260,7 +260,7 @@ def _unwrap(exc: BaseException, engine: str) -> BatchPredictError:
     matches = re.findall(rf"\b({'|'.join(map(re.escape, classes))}): ([^\n]+)", text)
     if matches:
         name, message = matches[-1]
-        return classes[name](message)
+        return classes[name](re.sub(r"\s*SQLSTATE: \w+\s*$", "", message))  # Spark's raise_error appends it
     return EngineError(f"{engine} failed: {_engine_reason(text) or type(exc).__name__}")
 
 

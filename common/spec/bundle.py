@@ -46,6 +46,9 @@ class Bundle:
         options: free-form table passed to a ``python`` handler.
         sql_ansi: Spark's ``spark.sql.ansi.enabled`` for the ``sql`` transforms (true: Spark 4's
             default; false: Spark 3's legacy semantics), on Spark and on the compiled side.
+        legacy_pipeline: the Spark ML PipelineModel the bundle was imported from (absolute), which
+            the ``legacy`` backend runs; None for a bundle that has none.
+        parity: the bundle's ``[parity]`` defaults (a job's ``[parity]`` overrides them), as written.
     """
 
     path: Path
@@ -62,6 +65,8 @@ class Bundle:
     name: str = ""
     task: str | None = None
     sql_ansi: bool = True
+    legacy_pipeline: Path | None = None
+    parity: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def outputs_schema(self) -> pa.Schema:
@@ -124,6 +129,8 @@ class _BundleTable:
     description: str = ""
     task: str | None = None
     sql_ansi: bool = True
+    legacy_pipeline: str | None = None
+    parity: Mapping[str, Any] = field(default_factory=dict)
 
     def check(self, where: str) -> None:
         from common.model.kinds import kind_names
@@ -162,6 +169,7 @@ def parse_bundle(raw: Mapping[str, Any], folder: Path, where: str) -> Bundle:
         dataclasses.replace(t, params={**t.params, "ansi": table.sql_ansi}) if t.op == "sql" else t
         for t in parse_transforms(table.transforms, where)
     )
+    _check_parity(table.parity, where)
     produced = {c for t in transforms for c in t.output_columns()}
     clash = sorted(set(outputs) & produced)
     if clash:
@@ -181,4 +189,27 @@ def parse_bundle(raw: Mapping[str, Any], folder: Path, where: str) -> Bundle:
         name=table.name or folder.name,
         task=table.task,
         sql_ansi=table.sql_ansi,
+        legacy_pipeline=None if table.legacy_pipeline is None else (folder / table.legacy_pipeline).resolve(),
+        parity=table.parity,
     )
+
+
+def bundle_parity(bundle_path: Path) -> Mapping[str, Any]:
+    """The ``[parity]`` defaults of the bundle in ``bundle_path`` ({} when it has none or cannot be
+    read: loading the bundle, which every run does, reports that)."""
+    try:
+        raw = load_toml(Path(bundle_path) / BUNDLE_FILE, BundleError)
+    except (BundleError, OSError):
+        return {}
+    parity = raw.get("parity", {})
+    return parity if isinstance(parity, Mapping) else {}
+
+
+def _check_parity(parity: Mapping[str, Any], where: str) -> None:
+    from common.errors import JobError
+    from common.parity.settings import parse_parity_settings
+
+    try:
+        parse_parity_settings(parity, where)
+    except JobError as exc:
+        raise BundleError(str(exc)) from None

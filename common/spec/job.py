@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from common.errors import JobError
-from common.parity.settings import ParitySettings, parse_parity_settings
+from common.parity.settings import ParitySettings, parse_parity_settings, with_defaults
+from common.spec.bundle import bundle_parity
 from common.spec.faults import FaultSpec, parse_faults
 from common.spec.toml import load_toml, parse_table
 
@@ -62,7 +63,8 @@ class Job:
     Attributes:
         chunk_rows: rows per chunk of a run (``common.run.chunks``); None: about 10 chunks.
         settings: each registered backend's settings (its section, or the defaults), by name.
-        parity: the ``[parity]`` tolerances and report options.
+        parity: the ``[parity]`` tolerances and report options: the job's ``[parity]`` over the
+            bundle's ``[parity]`` defaults (``common.parity.settings.with_defaults``).
         faults: the ``[faults]`` testing hook, or None.
     """
 
@@ -137,6 +139,7 @@ def parse_job(raw: Mapping[str, Any], file: Path) -> Job:
     input_path = (base / input_table.path).resolve()
     key = (job_table.key,) if isinstance(job_table.key, str) else job_table.key
     settings = {name: table(get_backend(name).settings_class, name) for name in engines}
+    bundle_path = (base / model_table.bundle).resolve()
     faults = raw.get("faults")
     return Job(
         path=file,
@@ -146,12 +149,12 @@ def parse_job(raw: Mapping[str, Any], file: Path) -> Job:
         input_format=_infer_format(input_path, input_table.format),
         output_path=(base / output_table.path).resolve(),
         passthrough=output_table.passthrough,
-        bundle_path=(base / model_table.bundle).resolve(),
+        bundle_path=bundle_path,
         overwrite=output_table.overwrite,
         on_error=job_table.on_error,
         chunk_rows=job_table.chunk_rows,
         settings=settings,
-        parity=parse_parity_settings(raw.get("parity", {}), file),
+        parity=parse_parity_settings(with_defaults(bundle_parity(bundle_path), raw.get("parity", {})), file),
         faults=None if faults is None else parse_faults(faults, f"{file}: [faults]", base),
     )
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import math
 import zoneinfo
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -21,6 +22,10 @@ from common.errors import BundleError
 from common.spec.toml import parse_table
 
 NUMERIC_OPS = ("impute", "log1p", "standard_scale", "min_max_scale", "clip", "round", "bucketize")
+# Ops that reproduce Spark ML feature stages (``batch-predict import-pipeline``): numeric, float64
+# out, in torch on the model's device. A Spark vector is one column per slot, ``<vector>[<i>]``.
+ML_OPS = ("assemble", "scale_shift", "rescale", "bucketize_splits", "binarize", "one_hot_index")
+TORCH_OPS = NUMERIC_OPS + ML_OPS
 MAX_ROUND_SCALE = 22  # 10**22 is the largest power of ten a float64 holds exactly
 MAX_BUCKETS = 2**31 - 1  # Spark's hash is an int
 
@@ -55,12 +60,29 @@ class Transform:
         """The columns the transform writes."""
         if self.op == "one_hot":
             return [f"{self.output}_{v}" for v in self.params["vocabulary"]]
+        if self.op == "one_hot_index":
+            p = self.params
+            return [
+                slot_name(self.output, j)
+                for j in range(one_hot_width(p["size"], p["drop_last"], p["handle_invalid"]))
+            ]
         return [self.output]
 
     def output_type(self) -> pa.DataType:
         """The output's Arrow type; for ``sql`` it depends on the input's types
         (``common.sql.plan.sql_output_types``)."""
-        return pa.float64() if self.op in NUMERIC_OPS and self.op != "bucketize" else pa.int64()
+        return pa.float64() if self.op in TORCH_OPS and self.op != "bucketize" else pa.int64()
+
+
+def slot_name(vector: str, index: int) -> str:
+    """The scalar column that holds slot ``index`` of a Spark ML vector column."""
+    return f"{vector}[{index}]"
+
+
+def one_hot_width(size: int, drop_last: bool, handle_invalid: str) -> int:
+    """OneHotEncoderModel's vector size: one slot more for ``keep``, one fewer for ``drop_last``."""
+    keep = handle_invalid == "keep"
+    return size + (1 if keep and not drop_last else 0) - (1 if drop_last and not keep else 0)
 
 
 # ---- each op's table --------------------------------------------------------------------------
@@ -88,7 +110,12 @@ class _Op:
 
 @dataclass(frozen=True, kw_only=True)
 class _Impute(_Op):
+    """``value`` replaces null and NaN, or null and ``missing_value`` (NaN then stays); with
+    ``cast_to_input`` the result takes the input's type first, as Spark's Imputer does."""
+
     value: float
+    missing_value: float | None = None
+    cast_to_input: bool = False
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -176,6 +203,89 @@ class _Vocabulary(_Op):
 
 
 @dataclass(frozen=True, kw_only=True)
+class _StringIndex(_Vocabulary):
+    """``string_index``: null and unseen values get the index after the vocabulary (``keep``) or
+    fail the batch (``error``, StringIndexer's default)."""
+
+    handle_invalid: Literal["keep", "error"] = "keep"
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Assemble(_Op):
+    """One VectorAssembler slot from a scalar column, or (``from_vector``) from a slot of a vector."""
+
+    handle_invalid: Literal["keep", "error"]
+    from_vector: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class _ScaleShift(_Op):
+    """``(x - shift) * scale``, either part optional (StandardScaler, MaxAbsScaler, ElementwiseProduct)."""
+
+    shift: float | None = None
+    scale: float | None = None
+
+    def check(self, where: str) -> None:
+        super().check(where)
+        if self.shift is None and self.scale is None:
+            raise BundleError(f'{where}: needs field "shift" or "scale" (or both)')
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Rescale(_Op):
+    """MinMaxScaler: ``(x - min) * factor + offset``; ``constant`` where ``factor`` is 0."""
+
+    min: float
+    factor: float
+    offset: float
+    constant: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class _BucketizeSplits(_Op):
+    """Bucketizer: ``splits`` (at least 3, strictly increasing, -inf and inf allowed) bound the buckets."""
+
+    splits: Any
+    handle_invalid: Literal["keep", "error"]
+
+    def check(self, where: str) -> None:
+        super().check(where)
+        splits = self.splits
+        numbers = isinstance(splits, list) and all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and not math.isnan(v) for v in splits
+        )
+        if not numbers or len(splits) < 3:
+            raise BundleError(f'{where}: field "splits" must be a list of at least 3 numbers (inf allowed)')
+        if any(a >= b for a, b in itertools.pairwise(splits)):
+            raise BundleError(f'{where}: field "splits" must be strictly increasing')
+
+    def params(self) -> dict[str, Any]:
+        return {**super().params(), "splits": tuple(float(v) for v in self.splits)}
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Binarize(_Op):
+    """Binarizer: 1.0 where ``x > threshold``; ``nan_value`` is what NaN gives (0.0 by default)."""
+
+    threshold: float
+    nan_value: float | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class _OneHotIndex(_Op):
+    """OneHotEncoder on a category index: ``<output>[j]`` slots (see ``one_hot_width``)."""
+
+    size: int
+    drop_last: bool = True
+    handle_invalid: Literal["keep", "error"] = "error"
+
+    def check(self, where: str) -> None:
+        super().check(where)
+        if self.size < 1 or one_hot_width(self.size, self.drop_last, self.handle_invalid) < 1:
+            raise BundleError(f'{where}: field "size" must leave at least one slot, got {self.size}')
+
+
+@dataclass(frozen=True, kw_only=True)
 class _HashBucket(_Op):
     buckets: int
 
@@ -230,11 +340,17 @@ _OP_TABLES: dict[str, type[_Op] | type[_Sql]] = {
     "clip": _Clip,
     "round": _Round,
     "bucketize": _Bucketize,
-    "string_index": _Vocabulary,
+    "string_index": _StringIndex,
     "one_hot": _Vocabulary,
     "hash_bucket": _HashBucket,
     "datetime_part": _DatetimePart,
     "sql": _Sql,
+    "assemble": _Assemble,
+    "scale_shift": _ScaleShift,
+    "rescale": _Rescale,
+    "bucketize_splits": _BucketizeSplits,
+    "binarize": _Binarize,
+    "one_hot_index": _OneHotIndex,
 }
 OPS = tuple(sorted(_OP_TABLES))
 
@@ -283,7 +399,7 @@ def split_host_stage(transforms: Sequence[Transform]) -> tuple[list[Transform], 
     host, rest, touched = [], [], set()
     for t in transforms:
         columns = {*t.input_columns(), *t.output_columns()}
-        if t.op not in (*NUMERIC_OPS, "sql") and not columns & touched:  # sql: numbers on the device
+        if t.op not in (*TORCH_OPS, "sql") and not columns & touched:  # sql: numbers on the device
             host.append(t)
         else:
             rest.append(t)

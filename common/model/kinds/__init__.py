@@ -24,6 +24,7 @@ KINDS: dict[str, str] = {
     "lightgbm": "common.model.kinds.lightgbm:LightGBMHandler",
     "onnx": "common.model.kinds.onnx:OnnxHandler",
     "transformers": "common.model.kinds.hf_transformers:TransformersHandler",
+    "spark_ml": "common.model.kinds.spark_ml:SparkMLHandler",
 }
 
 
