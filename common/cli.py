@@ -91,6 +91,12 @@ def build_parser() -> argparse.ArgumentParser:
         "DIR/index.html and DIR/fleet.json with a row per job",
     )
     parity.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    parity.add_argument(
+        "--backends",
+        default=",".join(engine_names()),
+        help="comma-separated backends to compare with the reference (legacy joins them by itself "
+        "when the bundle names a legacy_pipeline)",
+    )
 
     certificate = sub.add_parser(
         "certificate",
@@ -99,12 +105,6 @@ def build_parser() -> argparse.ArgumentParser:
         "result settings and library versions) and why or why not. Exit 0 certified, 1 not.",
     )
     certificate.add_argument("job", help="the job file (TOML)")
-    parity.add_argument(
-        "--backends",
-        default=",".join(engine_names()),
-        help="comma-separated backends to compare with the reference (legacy joins them by itself "
-        "when the bundle names a legacy_pipeline)",
-    )
 
     imported = sub.add_parser(
         "import-pipeline",

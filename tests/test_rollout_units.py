@@ -184,7 +184,15 @@ def test_certificate_follows_bundle_settings_and_verdict(tmp_path):
     status = check_certificate(load_job(job.path))
     assert not status.certified and status.reason.endswith("settings changed since certification: spark.udf")
     job.path.write_text(text)
-    (job.bundle_path / "notes.txt").write_text("retrained")  # any bundle file changes its hash
+    # a retrained model rewrites the bytes of a file the bundle already has; a new file counts too
+    bundle_toml = job.bundle_path / "bundle.toml"
+    original = bundle_toml.read_bytes()
+    bundle_toml.write_bytes(original + b"\n# retrained\n")
+    status = check_certificate(job)
+    assert not status.certified and f"the certificate is for bundle {bundle}" in status.reason
+    bundle_toml.write_bytes(original)
+    assert check_certificate(job).certified
+    (job.bundle_path / "notes.txt").write_text("retrained")
     status = check_certificate(job)
     assert not status.certified and f"the certificate is for bundle {bundle}" in status.reason
     current = fingerprint(job)
@@ -195,6 +203,17 @@ def test_certificate_follows_bundle_settings_and_verdict(tmp_path):
     )
     write_certificate(job, current, error="input x: no such file")
     assert "could not finish: input x: no such file" in check_certificate(job).reason
+    # a library upgrade voids it too: the certificate names the version it was proven with
+    path = write_certificate(job, current, report=_compared(tmp_path / "c", differ=False), runs=runs)
+    assert check_certificate(job).certified
+    data = json.loads(path.read_text())
+    proven = data["versions"]["pyarrow"]
+    data["versions"]["pyarrow"] = "0.0.1"
+    path.write_text(json.dumps(data))
+    status = check_certificate(job)
+    assert not status.certified and status.reason.endswith(
+        f"versions changed since certification: pyarrow 0.0.1 -> {proven}"
+    )
 
 
 def test_fleet_page_is_self_contained(tmp_path):
