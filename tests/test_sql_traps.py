@@ -52,6 +52,9 @@ ROW = {
     "s_a": ("a", pa.string()),
     "s_hex": ("0x1.8p1", pa.string()),
     "s_strasse": ("straße", pa.string()),
+    "s_dotted": ("İSTANBUL", pa.string()),
+    "s_sigma": ("ΟΔΟΣ ΟΔΟΣ", pa.string()),
+    "s_umlaut": ("  ÜNÏCODE Ltd ", pa.string()),
     "d_jan3": (dt.date(2021, 1, 3), pa.date32()),
     "d_dec31": (dt.date(2020, 12, 31), pa.date32()),
     "d_jan4": (dt.date(2021, 1, 4), pa.date32()),
@@ -142,6 +145,9 @@ TRAPS = [
     ("weekofyear is ISO: Dec 31 2020", "weekofyear(d_dec31)", 53, 53),
     ("weekofyear is ISO: Jan 4 2021 starts week 1", "weekofyear(d_jan4)", 1, 1),
     ("upper applies full case mappings", "upper(s_strasse)", "STRASSE", "STRASSE"),
+    ("lower turns İ into two code points", "lower(s_dotted)", "i\u0307stanbul", "i\u0307stanbul"),
+    ("lower gives a final sigma at a word's end", "lower(s_sigma)", "οδος οδος", "οδος οδος"),
+    ("lower and trim of other non-ASCII letters", "lower(trim(s_umlaut))", "ünïcode ltd", "ünïcode ltd"),
 ]
 
 
@@ -218,3 +224,18 @@ def test_spark_types_int_times_a_decimal_literal_as_decimal(spark):
     """Why the compiler refuses it: Spark computes it in DECIMAL, which the Arrow side cannot match."""
     df = spark.createDataFrame(_table())
     assert df.selectExpr("i_seven * 1.5").schema[0].dataType.simpleString().startswith("decimal")
+
+
+def test_case_mapping_reads_only_the_rows_of_a_sliced_array():
+    """lower/upper decide ASCII or not, and whether a special-cased letter is there, from the
+    UTF-8 bytes of the array's own rows: a slice of a larger array, and null slots, included."""
+    values = ["ABC", "xyz", None, "İSTANBUL", "Ünï", "ΟΔΟΣ", "straße", "end"]
+    parent = pa.array(values)
+    slices = [(0, 8), (0, 2), (1, 3), (2, 3), (3, 4), (4, 5), (4, 6), (5, 6), (6, 7), (7, 8), (1, 1)]
+    for start, stop in slices:
+        part = parent.slice(start, stop - start)
+        for fn in ("lower", "upper"):
+            compiled = compile_sql(f"{fn}(s)", {"s": pa.string()}, ansi=True)
+            got = compiled.evaluate({"s": part}, len(part)).to_pylist()
+            want = [None if v is None else getattr(v, fn)() for v in values[start:stop]]
+            assert got == want, (fn, start, stop)

@@ -51,14 +51,39 @@ def _special_cased(direction: str) -> str:
     return "[" + "".join(re.escape(c) for c in chars) + "]"
 
 
+def _utf8_bytes(arr: pa.Array) -> np.ndarray | None:
+    """The UTF-8 bytes of a string array's values, as a zero-copy view (null slots' bytes
+    included, so a test on them may say yes where no value does, never the other way round);
+    None for another layout."""
+    if not isinstance(arr, pa.StringArray):
+        return None
+    _, offsets, data = arr.buffers()
+    if len(arr) == 0 or data is None:
+        return np.zeros(0, dtype=np.uint8)
+    ends = np.frombuffer(offsets, dtype=np.int32)[[arr.offset, arr.offset + len(arr)]]
+    return np.frombuffer(data, dtype=np.uint8)[ends[0] : ends[1]]
+
+
+# The lead bytes of İ (U+0130, C4 B0) and Σ (U+03A3, CE A3) in UTF-8: without them, no row lowers
+# differently under Java's full mapping.
+_LOWER_SPECIAL_LEADS = (0xC4, 0xCE)
+
+
 @kernel("lower", "upper")
 def change_case(ctx: Ctx, node, args):
     (a,) = args
     arr = a.data
-    if pc.all(pc.string_is_ascii(arr)).as_py() is not False:  # ASCII (or no row): no special case
+    raw = _utf8_bytes(arr)
+    if raw is not None:
+        ascii_only = bool(raw.max(initial=0) < 0x80)
+    else:
+        ascii_only = pc.all(pc.string_is_ascii(arr)).as_py() is not False
+    if ascii_only:  # ASCII (or no row): no special case
         return _string(ctx, a, pc.ascii_upper(arr) if node.op == "upper" else pc.ascii_lower(arr))
     out = pc.utf8_upper(arr) if node.op == "upper" else pc.utf8_lower(arr)
     if node.op == "lower":  # only İ lowers to two code points, and Σ depends on its context
+        if raw is not None and not any((raw == lead).any() for lead in _LOWER_SPECIAL_LEADS):
+            return _string(ctx, a, out)
         special = pc.or_(pc.match_substring(arr, "\u0130"), pc.match_substring(arr, "\u03a3"))
     else:
         special = pc.match_substring_regex(arr, _special_cased("upper"))
@@ -83,9 +108,13 @@ def length(ctx: Ctx, node, args):
 @kernel("trim")
 def trim(ctx: Ctx, node, args):
     (a,) = args
-    fn = {"trim": pc.utf8_trim, "ltrim": pc.utf8_ltrim, "rtrim": pc.utf8_rtrim}[node.params["side"]]
     chars = node.params["chars"]
-    return _string(ctx, a, fn(a.data, chars) if chars else a.data)
+    if not chars:
+        return _string(ctx, a, a.data)
+    # An ASCII byte never occurs inside a multi-byte UTF-8 sequence, so ASCII characters (Spark's
+    # default, the space) are trimmed byte-wise, which is faster than decoding code points.
+    family = "ascii" if chars.isascii() else "utf8"
+    return _string(ctx, a, getattr(pc, f"{family}_{node.params['side']}")(a.data, chars))
 
 
 @kernel("substring")
