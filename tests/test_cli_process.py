@@ -169,3 +169,29 @@ def test_interrupted_run_stops_its_engine(slow_job, backend, sig):
     ]
     assert not (slow_job.parent / "out").exists()
     assert left_behind(tag) == []
+
+
+def test_building_the_examples_that_start_engines_prints_only_what_they_built(tmp_path):
+    """``make demo`` builds the examples first: the one that trains in Spark and the one exported
+    by torch.onnx print their ``built ...`` line and nothing of the engines' or exporters' logs."""
+    tag = uuid.uuid4().hex
+    env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "PYSPARK_PYTHON")}
+    env[TAG] = tag
+    script = (
+        "import sys; from examples.spark_pipeline.build import build as spark_pipeline;"
+        "from examples.tabular_onnx.build import build as onnx;"
+        f"print('built', spark_pipeline(500, 0, {str(tmp_path / 'sp')!r}));"
+        f"print('built', onnx(500, 0, {str(tmp_path / 'onnx')!r}))"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", script],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=RUN_TIMEOUT_S,
+        cwd=Path(__file__).resolve().parents[1],
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert [line.split()[0] for line in proc.stdout.splitlines()] == ["built", "built"], proc.stdout
+    assert proc.stderr.splitlines() == [], "engine or exporter lines on stderr"
+    assert left_behind(tag) == []

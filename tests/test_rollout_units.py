@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pyarrow as pa
@@ -251,5 +252,9 @@ def test_fleet_page_is_self_contained(tmp_path):
     table = FleetResult(rows, paths).summary_lines()
     assert table[2].split()[:2] == ["b<x>", "DIFFERS"] and "score (spark vs ray) 3" in table[2]
     assert table[-1] == f"fleet report: {paths['html']}"
+    long_name = replace(rows[0], job="generation_transformers_nightly")  # names are shown whole
+    lines = FleetResult([long_name, rows[1]], paths).summary_lines()
+    assert lines[1].split()[0] == "generation_transformers_nightly"
+    assert lines[0].index("verdict") == lines[1].index("within") == lines[2].index("DIFFERS")
     data = json.loads(paths["json"].read_text())
     assert data["exit_code"] == 2 and [j["verdict"] for j in data["jobs"]] == [PASS, DIFFERS, ERROR]

@@ -82,7 +82,8 @@ class FleetResult:
         """A table with one row per job (verdict, rows, seconds, speed-up, differing columns),
         then the path of the fleet report."""
         head = ("job", "verdict", "rows", "spark s", "ray s", "ray/spark")
-        lines = ["{:<22} {:<17} {:>9} {:>8} {:>8} {:>9}  differing".format(*head)]
+        width = min(max([22, *(len(r.job) for r in self.rows)]), 48)  # job names shown whole up to 48
+        lines = [f"{head[0]:<{width}} " + "{:<17} {:>9} {:>8} {:>8} {:>9}  differing".format(*head[1:])]
         for r in self.rows:
             detail = r.error or ", ".join(
                 f"{d['column']} ({d['pair']}) {d['rows']:,}" if d["rows"] else f"{d['column']} {d['verdict']}"
@@ -91,7 +92,7 @@ class FleetResult:
             rows = f"{r.rows:,}" if r.rows is not None else "-"
             spark, ray = (r.engines.get(b, {}).get("seconds") for b in ("spark", "ray"))
             lines.append(
-                f"{r.job[:22]:<22} {r.verdict:<17} {rows:>9} {_seconds(spark):>8} {_seconds(ray):>8} "
+                f"{r.job[:width]:<{width}} {r.verdict:<17} {rows:>9} {_seconds(spark):>8} {_seconds(ray):>8} "
                 f"{_ratio(r.ray_speedup):>9}  {detail or '-'}"
             )
         counts = {v: sum(r.verdict == v for r in self.rows) for v in (PASS, DIFFERS, ERROR)}

@@ -123,7 +123,10 @@ def build(size: int | None = None, seed: int = 0, out_dir: Path | None = None) -
     ``model/`` (the bundle imported from it)."""
     from pyspark.sql import SparkSession
 
+    from spark_backend import engine
+    from spark_backend.executor import get_session
     from spark_backend.ml_import import import_pipeline
+    from spark_backend.settings import SparkSettings
 
     out_dir = Path(out_dir or HERE)
     size = size or 5_000
@@ -131,17 +134,17 @@ def build(size: int | None = None, seed: int = 0, out_dir: Path | None = None) -
     data_dir = out_dir / "data"
     data_dir.mkdir(parents=True, exist_ok=True)
     train_rows = min(20_000, max(2_000, 4 * size))  # tests build small: training costs Spark jobs
-    spark = SparkSession.getActiveSession() or (
-        SparkSession.builder.master("local[2]")
-        .appName("spark_pipeline-build")
-        .config("spark.ui.enabled", "false")
-        .config("spark.sql.session.timeZone", "UTC")
-        .getOrCreate()
-    )
-    with tempfile.TemporaryDirectory() as scratch:  # data/ holds the scoring input alone
-        pq.write_table(generate(train_rows, seed), Path(scratch) / "train.parquet")
-        model = train_pipeline(spark, Path(scratch) / "train.parquet")
-    model.write().overwrite().save(str(out_dir / LEGACY_PIPELINE))
+    # The session the executors start (UTC, quiet logs, no progress bar), or the running one.
+    started_here = SparkSession.getActiveSession() is None
+    spark, _ = get_session(SparkSettings(app_name="spark_pipeline-build"))
+    try:
+        with tempfile.TemporaryDirectory() as scratch:  # data/ holds the scoring input alone
+            pq.write_table(generate(train_rows, seed), Path(scratch) / "train.parquet")
+            model = train_pipeline(spark, Path(scratch) / "train.parquet")
+        model.write().overwrite().save(str(out_dir / LEGACY_PIPELINE))
+    finally:
+        if started_here:
+            engine.stop()
     result = import_pipeline(out_dir / LEGACY_PIPELINE, out_dir / "model", overwrite=True)
     pq.write_table(generate(size, seed + 2, unseen=True).drop_columns(["label"]), data_dir / "input.parquet")
     return {

@@ -8,6 +8,7 @@ bundle maps by name with ``[options] outputs``.
 
 from __future__ import annotations
 
+import logging
 import warnings
 from pathlib import Path
 
@@ -41,8 +42,13 @@ DEFAULT_SIZE = 100_000
 def export(model: torch.nn.Module, example: torch.Tensor, path: Path) -> None:
     """``torch.onnx.export`` (the torch.export-based exporter) with the batch dimension dynamic."""
     batch = torch.export.Dim("batch")
+    # The exporter's chatter: deprecation warnings about pytree internals, and a logged line per
+    # torchvision operator it skips because torchvision is not installed (we use none).
+    registration = logging.getLogger("torch.onnx._internal.exporter._registration")
+    level = registration.level
+    registration.setLevel(logging.ERROR)
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the exporter's deprecation chatter about pytree internals
+        warnings.simplefilter("ignore")
         torch.onnx.export(
             model,
             (example,),
@@ -52,6 +58,7 @@ def export(model: torch.nn.Module, example: torch.Tensor, path: Path) -> None:
             dynamic_shapes={"x": {0: batch}},
             verbose=False,
         )
+    registration.setLevel(level)
 
 
 def build(size: int | None = None, seed: int = 0, out_dir: Path | str = HERE) -> dict:
