@@ -142,10 +142,15 @@ def run(spark_side: SparkSide, pairs: list[tuple[bool, str]], max_error_checks: 
                 if case_ansi != ansi:
                     continue
                 try:
-                    batch.append(compile_case(expr, ansi, table))
+                    case = compile_case(expr, ansi, table)
                 except SqlCompileError as error:
                     outcome.refused.append(f"{expr}: {error}")
                     continue
+                if case.planning_error:  # Spark fails any query holding it: compare the error alone
+                    pending.append(spark_thread.submit(_check_error_class, spark_side, case, outcome))
+                    outcome.cases += 1
+                    continue
+                batch.append(case)
                 if len(batch) == BATCH:
                     pending.append(spark_thread.submit(_compare_batch, spark_side, batch, outcome))
                     mode_cases += batch

@@ -12,6 +12,7 @@ import math
 from dataclasses import dataclass
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from common.sql import SqlCompileError, SqlRuntimeError, compile_sql
@@ -29,6 +30,7 @@ ROW = {
     "i_three": (3, pa.int32()),
     "i_zero": (0, pa.int32()),
     "i_max": (2**31 - 1, pa.int32()),
+    "i_neg_max": (-(2**31) + 1, pa.int32()),
     "i_min": (-(2**31), pa.int32()),
     "i_null": (None, pa.int32()),
     "l_max": (2**63 - 1, pa.int64()),
@@ -145,6 +147,17 @@ TRAPS = [
     ("weekofyear is ISO: Dec 31 2020", "weekofyear(d_dec31)", 53, 53),
     ("weekofyear is ISO: Jan 4 2021 starts week 1", "weekofyear(d_jan4)", 1, 1),
     ("upper applies full case mappings", "upper(s_strasse)", "STRASSE", "STRASSE"),
+    # Spark's optimizer moves the constants of an integral + or * chain to its end
+    # (ReorderAssociativeOperator), which decides what overflows under ANSI
+    (
+        "(x + c) + y runs as (x + y) + c: overflows",
+        "(i_neg_max + 2147483647) + i_neg_max",
+        -(2**31) + 1,
+        Raises("ARITHMETIC_OVERFLOW"),
+    ),
+    ("(x + c) + y runs as (x + y) + c: fits", "(i_max + 1) + i_minus7", 2**31 - 7, 2**31 - 7),
+    ("c + x runs as x + c", "1 + (i_max + i_minus7)", 2**31 - 7, 2**31 - 7),
+    ("(x * c) * y runs as (x * y) * c: fits", "(i_max * 2) * i_zero", 0, 0),
     ("lower turns İ into two code points", "lower(s_dotted)", "i\u0307stanbul", "i\u0307stanbul"),
     ("lower gives a final sigma at a word's end", "lower(s_sigma)", "οδος οδος", "οδος οδος"),
     ("lower and trim of other non-ASCII letters", "lower(trim(s_umlaut))", "ünïcode ltd", "ünïcode ltd"),
@@ -184,14 +197,18 @@ def test_trap_on_the_compiled_side(trap, expr, off, on, ansi):
 
 @pytest.mark.spark
 @pytest.mark.parametrize("ansi", [False, True], ids=["ansi_off", "ansi_on"])
-def test_every_trap_on_spark(spark, ansi):
-    """Spark gives the expected value of every trap (one query for the values, one per error)."""
+def test_every_trap_on_spark(spark, ansi, tmp_path):
+    """Spark gives the expected value of every trap (one query for the values, one per error).
+
+    The table is read from Parquet, as jobs read their input: over an in-memory DataFrame
+    (a LocalRelation) Spark's optimizer evaluates the projection before reordering + chains."""
     from pyspark.errors.exceptions.base import PySparkException  # noqa: F401  (pyspark is there)
 
     previous = spark.conf.get("spark.sql.ansi.enabled")
     spark.conf.set("spark.sql.ansi.enabled", str(ansi).lower())
     try:
-        df = spark.createDataFrame(_table())
+        pq.write_table(_table(), tmp_path / "traps.parquet")
+        df = spark.read.parquet(str(tmp_path / "traps.parquet"))
         values = [(t, e, on if ansi else off) for t, e, off, on in TRAPS]
         plain = [v for v in values if not isinstance(v[2], Raises)]
         row = df.selectExpr(*[f"{e} AS e{k}" for k, (_, e, _) in enumerate(plain)]).collect()[0]

@@ -43,12 +43,16 @@ class CompiledSql:
         ansi: Spark's ``spark.sql.ansi.enabled`` it was compiled for.
         tree: the typed tree.
         columns: the input columns it reads, name -> Spark type.
+        planning_error: the ANSI error class of a constant part that fails outside any conditional
+            branch (``abs(CAST('x' AS INT)) + a``): Spark raises it while planning, so the query
+            fails whatever the rows hold; every row of every batch raises it here.
     """
 
     text: str
     ansi: bool
     tree: Node
     columns: Mapping[str, str]
+    planning_error: str | None = None
 
     @property
     def spark_type(self) -> str:
@@ -67,7 +71,12 @@ class CompiledSql:
 
         ctx = Ctx(rows, torch.device(device))
         inputs = {name: ctx.column(columns[name], typ) for name, typ in self.columns.items()}
-        return ctx, evaluate(ctx, self.tree, inputs)
+        result = evaluate(ctx, self.tree, inputs)
+        if self.planning_error is not None:
+            result.err = ctx.raise_where(
+                None, torch.ones(rows, dtype=torch.bool, device=ctx.device), self.planning_error
+            )
+        return ctx, result
 
     def evaluate_vec(self, columns: Mapping[str, pa.Array], rows: int, device: torch.device | str = "cpu"):
         """(ctx, result Vec); raises SqlRuntimeError for the first error row, as Spark fails the query."""
@@ -114,7 +123,8 @@ def compile_sql(text: str, schema: Mapping[str, pa.DataType | str], ansi: bool) 
     tree = check(text, {n: t for n, t in types.items() if not t.startswith("unsupported:")}, ansi, parsed)
     from common.sql.evaluate import fold_constants  # torch: only when there is something to fold
 
+    failures: list[str] = []
     if any(n.op not in ("literal", "column") and all(a.op == "literal" for a in n.args) for n in tree.walk()):
-        tree = fold_constants(tree)
+        tree = fold_constants(tree, failures)
     columns = {n.params["name"]: n.type for n in tree.walk() if n.op == "column"}
-    return CompiledSql(text=text, ansi=ansi, tree=tree, columns=columns)
+    return CompiledSql(text, ansi, tree, columns, failures[0] if failures else None)

@@ -10,6 +10,7 @@ vectorised string functions on the host. Doubles print as Java's ``Double.toStri
 from __future__ import annotations
 
 import datetime as dt
+import zoneinfo
 
 import numpy as np
 import pyarrow as pa
@@ -17,8 +18,9 @@ import pyarrow.compute as pc
 import torch
 
 from common.sql import types as T
+from common.sql.java_zones import Zone, java_zone
 from common.sql.kernels_numeric import _to_long
-from common.sql.kernels_time import civil_to_days, format_date, format_timestamp
+from common.sql.kernels_time import civil_to_days, format_date, format_timestamp, wall_offsets
 from common.sql.vec import Ctx, Vec, kernel
 
 _MICROS_PER_DAY = 86_400_000_000
@@ -218,9 +220,7 @@ _SPECIAL_FLOATS = {
     "+infinity": "inf",
     "-inf": "-inf",
     "-infinity": "-inf",
-    "nan": "nan",
-    "+nan": "nan",
-    "-nan": "nan",
+    "nan": "nan",  # Spark's own names, any case; "+nan" and "-nan" are not among them
 }
 
 
@@ -253,10 +253,13 @@ def _parse_fractional(ctx: Ctx, a: Vec, text: pa.Array, dst: str, mode: str) -> 
 
 
 _DATE = r"^([+-]?)(\d{4,7})(?:-(\d{1,2})(?:-(\d{1,2})(?:[ T].*)?)?)?$"
+# Spark's parseTimestampString: an hour alone is a time; a zone only follows the seconds (or
+# their fraction, of any length), and is whatever text remains (common.sql.java_zones).
 _TIMESTAMP = (
-    r"^([+-]?)(\d{4,7})(?:-(\d{1,2})(?:-(\d{1,2})(?:[ T](\d{1,2}):(\d{1,2})(?::(\d{1,2})(?:\.(\d{0,9}))?)?"
-    r"(Z|[+-]\d{2}:?\d{2})?)?)?)?$"
+    r"^([+-]?)(\d{4,6})(?:-(\d{1,2})(?:-(\d{1,2})(?:[ T](\d{1,2})(?::(\d{1,2})"
+    r"(?::(\d{1,2})(?:\.(\d*))?(\D.*)?)?)?)?)?)?$"
 )
+_TIMESTAMP_FIELDS = ["sign", "year", "month", "day", "hour", "minute", "second", "fraction", "zone"]
 
 
 def _field(parts, name: str, default: int) -> np.ndarray:
@@ -271,26 +274,53 @@ def parse_date(text: pa.Array) -> tuple[np.ndarray, pa.Array]:
     return _civil(parts, with_time=False)
 
 
-_TIME_ONLY = r"^T?(\d{1,2}):(\d{1,2})(?::(\d{1,2})(?:\.(\d{0,9}))?)?(Z|[+-]\d{2}:?\d{2})?$"
+# A time without a date: ``T`` and an hour, or an hour and ``:`` (no sign), as Spark's parser.
+_TIME_ONLY = r"^(T\d|\d{1,2}:)"
 
 
 def parse_timestamp(text: pa.Array) -> tuple[np.ndarray, pa.Array]:
-    """Spark's string -> timestamp for ``yyyy-mm-dd[ |T]hh:mm[:ss[.f]][Z|+hh:mm]`` (UTC session).
+    """Spark's string -> timestamp (UTC session): ``[+-]yyyy[-m[m][-d[d][ |T]h[h][:m[m][:s[s]
+    [.fraction][zone]]]]]``, or the same time part alone; (micros, matched-and-valid).
 
-    A time alone (``12:34``) is today's date at that time, as in Spark: such a value depends on
-    the day the job runs, on both sides alike.
+    A time alone (``12:34``) is today's date at that time, as in Spark, today in the zone it names
+    (or UTC): such a value depends on the day the job runs, on both sides alike.
     """
-    fields = ["sign", "year", "month", "day", "hour", "minute", "second", "fraction", "zone"]
-    micros, good = _civil(pc.extract_regex(text, _named(_TIMESTAMP, fields)), with_time=True)
     time_only = pc.fill_null(pc.match_substring_regex(text, _TIME_ONLY), False)
-    if pc.any(time_only).as_py():
-        today = dt.datetime.now(dt.UTC).date().isoformat()
-        dated = pc.binary_join_element_wise(today, pc.utf8_ltrim(text, "T"), " ")
-        dated_micros, dated_good = _civil(pc.extract_regex(dated, _named(_TIMESTAMP, fields)), with_time=True)
-        mask = time_only.to_numpy(zero_copy_only=False)
-        micros = np.where(mask, dated_micros, micros)
-        good = pc.if_else(time_only, dated_good, good)
-    return micros, good
+    dated = pc.any(time_only).as_py()
+    if dated:  # the epoch's date for now; today's (in the row's zone) replaces it below
+        text = pc.if_else(
+            time_only,
+            pc.binary_join_element_wise("1970-01-01", pc.replace_substring_regex(text, "^T", ""), " "),
+            text,
+        )
+    parts = pc.extract_regex(text, _named(_TIMESTAMP, _TIMESTAMP_FIELDS))
+    wall, good = _civil(parts, with_time=True)
+    zones = pc.fill_null(pc.struct_field(parts, "zone"), "")
+    names = pc.unique(zones)
+    which = pc.index_in(zones, names).to_numpy(zero_copy_only=False)
+    seconds = np.floor_divide(wall, 1_000_000)
+    offset = np.zeros(len(wall), dtype=np.int64)
+    zone_good = np.ones(len(wall), dtype=bool)
+    time_rows = time_only.to_numpy(zero_copy_only=False) if dated else None
+    now = dt.datetime.now(dt.UTC)
+    for k, name in enumerate(names.to_pylist()):
+        rows = which == k
+        zone = java_zone(name) if name else Zone(0)
+        if zone is None:
+            zone_good[rows] = False
+            continue
+        if dated and (today_rows := rows & time_rows).any():
+            local = (
+                now.astimezone(zoneinfo.ZoneInfo(zone.region))
+                if zone.region
+                else now + dt.timedelta(seconds=zone.offset)
+            )
+            days = (local.date() - dt.date(1970, 1, 1)).days
+            seconds[today_rows] += days * 86400
+            wall[today_rows] += days * 86400 * 1_000_000
+        offset[rows] = wall_offsets(seconds[rows], zone.region) if zone.region else zone.offset
+    ok = pc.and_(good, pa.array(zone_good))
+    return (wall - offset * 1_000_000).astype(np.int64), ok
 
 
 def _named(pattern: str, names: list[str]) -> str:
@@ -325,15 +355,8 @@ def _civil(parts, with_time: bool) -> tuple[np.ndarray, pa.Array]:
     fraction = pc.utf8_slice_codeunits(pc.fill_null(pc.struct_field(parts, "fraction"), ""), 0, 6)
     fraction = pc.utf8_rpad(fraction, 6, "0")
     micros_frac = pc.cast(fraction, pa.int64()).to_numpy(zero_copy_only=False)
-    zone = pc.fill_null(pc.struct_field(parts, "zone"), "")
-    zone_digits = pc.replace_substring(pc.replace_substring(zone, ":", ""), "Z", "+0000")
-    zone_digits = pc.if_else(pc.equal(zone_digits, ""), "+0000", zone_digits)
-    zone_sign = np.where(pc.starts_with(zone_digits, "-").to_numpy(zero_copy_only=False), -1, 1)
-    zone_h = pc.cast(pc.utf8_slice_codeunits(zone_digits, 1, 3), pa.int64()).to_numpy(zero_copy_only=False)
-    zone_m = pc.cast(pc.utf8_slice_codeunits(zone_digits, 3, 5), pa.int64()).to_numpy(zero_copy_only=False)
-    offset = zone_sign * (zone_h * 3600 + zone_m * 60)
-    good &= (hour <= 23) & (minute <= 59) & (second <= 59) & (zone_h <= 18) & (zone_m <= 59)
+    good &= (hour <= 23) & (minute <= 59) & (second <= 59)
     good &= (year >= -290308) & (year <= 294247)  # microseconds since 1970 fit a long
-    seconds = days * 86400 + hour * 3600 + minute * 60 + second - offset
+    seconds = days * 86400 + hour * 3600 + minute * 60 + second  # the wall time; zones come after
     ok = pc.and_(pc.fill_null(matched, False), pa.array(good))
     return (seconds * 1_000_000 + micros_frac).astype(np.int64), ok

@@ -179,13 +179,19 @@ def to_utc_timestamp(ctx: Ctx, node, args):
     (a,) = args
     zone, valid = node.params["zone"], ctx.valid(a)
     wall = ctx.to_host(torch.div(a.data, _MICROS, rounding_mode="floor"))
-    wall = np.where(ctx.to_host(valid), wall, 0)
+    offset = wall_offsets(np.where(ctx.to_host(valid), wall, 0), zone)
+    return Vec(T.TIMESTAMP, a.data - ctx.from_host(offset) * _MICROS, a.valid, a.err)
+
+
+def wall_offsets(wall: np.ndarray, zone: str) -> np.ndarray:
+    """The offsets (seconds) that turn wall times in ``zone`` (seconds, read as if UTC) into
+    instants, as java.time's ZonedDateTime.ofLocal does: in an overlap the earlier offset, in a
+    gap the offset before it (so the wall time moves forward by the gap)."""
     before = zone_offsets(wall - 86400, zone)
     after = zone_offsets(wall + 86400, zone)
     before_fits = zone_offsets(wall - before, zone) == before
     after_fits = zone_offsets(wall - after, zone) == after
-    offset = np.where(before_fits | ~after_fits, before, after)
-    return Vec(T.TIMESTAMP, a.data - ctx.from_host(offset) * _MICROS, a.valid, a.err)
+    return np.where(before_fits | ~after_fits, before, after)
 
 
 def _digits(values: np.ndarray, width: int) -> np.ndarray:

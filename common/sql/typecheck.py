@@ -11,6 +11,7 @@ the driver when a bundle loads.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Mapping
 from decimal import Decimal
@@ -180,12 +181,44 @@ def parse(text: str) -> exp.Expression:
 def check(text: str, columns: Mapping[str, str], ansi: bool, tree: exp.Expression | None = None) -> Node:
     """Types ``text`` (or its parsed ``tree``) against ``columns`` (name -> Spark type)."""
     checker = _Checker(columns, ansi)
-    node = checker.node(parse(text) if tree is None else tree)
+    node = reorder_associative(checker.node(parse(text) if tree is None else tree))
     if node.type == T.DECIMAL:
         raise _decimal(text)
     if node.type == T.VOID:
         raise SqlCompileError("the expression is an untyped NULL; write CAST(NULL AS <type>)")
     return node
+
+
+def reorder_associative(node: Node) -> Node:
+    """Spark's optimizer rule ReorderAssociativeOperator, as Spark 4 applies it (read from its
+    optimized plans): a chain of integral ``+`` (or ``*``) that holds a constant runs as its other
+    operands left to right, then the constants' sum (product): ``(a + 1) + b`` is ``(a + b) + 1``,
+    ``1 + a`` is ``a + 1``. With wrapping arithmetic the order changes nothing; under ANSI it
+    decides which partial sum overflows, so ``(i + 2147483647) + i`` fails for ``i = -2147483647``
+    in Spark. Applied top-down, as the rule is."""
+    if node.op in ("add", "mul") and node.type in T.INTEGRAL:
+        operands = _flatten(node, node.op)
+        constants = [o for o in operands if _foldable(o)]
+        if constants:
+            others = [reorder_associative(o) for o in operands if not _foldable(o)]
+            constant = functools.reduce(lambda x, y: Node(node.op, node.type, (x, y), node.params), constants)
+            if not others:
+                return constant
+            rest = functools.reduce(lambda x, y: Node(node.op, node.type, (x, y), node.params), others)
+            return Node(node.op, node.type, (rest, constant), node.params)
+    if not node.args:
+        return node
+    return Node(node.op, node.type, tuple(reorder_associative(a) for a in node.args), node.params)
+
+
+def _flatten(node: Node, op: str) -> list[Node]:
+    if node.op != op:
+        return [node]
+    return [leaf for arg in node.args for leaf in _flatten(arg, op)]
+
+
+def _foldable(node: Node) -> bool:
+    return all(n.op != "column" for n in node.walk())
 
 
 def validate_static(text: str) -> exp.Expression:
