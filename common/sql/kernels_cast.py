@@ -295,32 +295,41 @@ def parse_timestamp(text: pa.Array) -> tuple[np.ndarray, pa.Array]:
         )
     parts = pc.extract_regex(text, _named(_TIMESTAMP, _TIMESTAMP_FIELDS))
     wall, good = _civil(parts, with_time=True)
+    # Each distinct zone text is resolved once (a column may hold many, e.g. free text after the
+    # time); rows then gather their zone's offset, and a region's rows are converted together.
     zones = pc.fill_null(pc.struct_field(parts, "zone"), "")
     names = pc.unique(zones)
     which = pc.index_in(zones, names).to_numpy(zero_copy_only=False)
+    resolved = [java_zone(name) if name else Zone(0) for name in names.to_pylist()]
+    zone_good = np.array([z is not None for z in resolved], dtype=bool)[which]
+    offset = np.array([z.offset if z is not None else 0 for z in resolved], dtype=np.int64)[which]
     seconds = np.floor_divide(wall, 1_000_000)
-    offset = np.zeros(len(wall), dtype=np.int64)
-    zone_good = np.ones(len(wall), dtype=bool)
-    time_rows = time_only.to_numpy(zero_copy_only=False) if dated else None
-    now = dt.datetime.now(dt.UTC)
-    for k, name in enumerate(names.to_pylist()):
-        rows = which == k
-        zone = java_zone(name) if name else Zone(0)
-        if zone is None:
-            zone_good[rows] = False
-            continue
-        if dated and (today_rows := rows & time_rows).any():
-            local = (
-                now.astimezone(zoneinfo.ZoneInfo(zone.region))
-                if zone.region
-                else now + dt.timedelta(seconds=zone.offset)
-            )
-            days = (local.date() - dt.date(1970, 1, 1)).days
-            seconds[today_rows] += days * 86400
-            wall[today_rows] += days * 86400 * 1_000_000
-        offset[rows] = wall_offsets(seconds[rows], zone.region) if zone.region else zone.offset
+    if dated:  # today in the row's zone, for a time alone
+        now = dt.datetime.now(dt.UTC)
+        today = np.array([_today(z, now) for z in resolved], dtype=np.int64)
+        days = np.where(time_only.to_numpy(zero_copy_only=False), today[which], 0)
+        seconds = seconds + days * 86400
+        wall = wall + days * 86400 * 1_000_000
+    regions = {region: k for k, region in enumerate(sorted({z.region for z in resolved if z and z.region}))}
+    if regions:
+        row_region = np.array([regions.get(z.region, -1) if z else -1 for z in resolved])[which]
+        for region, k in regions.items():
+            rows = row_region == k
+            offset[rows] = wall_offsets(seconds[rows], region)
     ok = pc.and_(good, pa.array(zone_good))
     return (wall - offset * 1_000_000).astype(np.int64), ok
+
+
+def _today(zone: Zone | None, now: dt.datetime) -> int:
+    """Days since 1970-01-01 of today's date in ``zone`` (Spark's LocalDate.now(zone))."""
+    if zone is None:
+        return 0
+    local = (
+        now.astimezone(zoneinfo.ZoneInfo(zone.region))
+        if zone.region
+        else now + dt.timedelta(seconds=zone.offset)
+    )
+    return (local.date() - dt.date(1970, 1, 1)).days
 
 
 def _named(pattern: str, names: list[str]) -> str:
