@@ -3,6 +3,7 @@ a job file), a python bundle that misbehaves on demand, the CLI in-process, and 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import uuid
 from pathlib import Path
@@ -232,3 +233,15 @@ def assert_failed_cleanly(code: int, err: str, out: Path, *needles: str) -> None
         assert needle in err, err
     assert not out.exists() or (out / "keep.txt").is_file(), "a failed run published or removed output"
     assert not list(out.parent.glob(f".{out.name}.*")), list(out.parent.glob(f".{out.name}.*"))
+
+
+@contextlib.contextmanager
+def spark_ansi(spark, on: bool):
+    """``spark.sql.ansi.enabled`` set to ``on`` for the block, then back to what it was (the
+    test session's Spark is shared)."""
+    previous = spark.conf.get("spark.sql.ansi.enabled")
+    spark.conf.set("spark.sql.ansi.enabled", str(on).lower())
+    try:
+        yield spark
+    finally:
+        spark.conf.set("spark.sql.ansi.enabled", previous)

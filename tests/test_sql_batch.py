@@ -9,6 +9,7 @@ from common.model.features import FeatureBatch, TensorColumn
 from common.sql import SqlRuntimeError
 from common.sql.batch import apply_sql
 from common.sql.spark_errors import sql_error_line
+from tests.support import spark_ansi
 
 
 def _batch() -> FeatureBatch:
@@ -55,11 +56,9 @@ def test_an_ansi_error_is_one_line_naming_output_expression_and_class():
 
 @pytest.mark.spark
 def test_spark_ansi_errors_map_to_the_same_line(spark):
-    previous = spark.conf.get("spark.sql.ansi.enabled")
-    spark.conf.set("spark.sql.ansi.enabled", "true")
     df = spark.createDataFrame(pa.table({"amount": [1.0], "items": pa.array([0], pa.int32()), "s": ["x"]}))
     transforms = [("clean", "lower(s)"), ("per_item", "amount / items"), ("n", "CAST(s AS INT)")]
-    try:
+    with spark_ansi(spark, True):
         for output, expr in transforms[1:]:
             with pytest.raises(Exception) as info:
                 df.selectExpr(expr).collect()
@@ -67,5 +66,3 @@ def test_spark_ansi_errors_map_to_the_same_line(spark):
             expected_class = {"per_item": "DIVIDE_BY_ZERO", "n": "CAST_INVALID_INPUT"}[output]
             assert line is not None and f'"{output}"' in line and f"[{expected_class}]" in line, line
         assert sql_error_line(ValueError("boom"), transforms) is None
-    finally:
-        spark.conf.set("spark.sql.ansi.enabled", previous)

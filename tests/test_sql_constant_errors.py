@@ -12,6 +12,7 @@ import pytest
 
 from common.sql import SqlRuntimeError, compile_sql
 from parity_tests.sql_differential import error_class
+from tests.support import spark_ansi
 
 X, XD = "CAST(' x ' AS INT)", "CAST(' x ' AS DOUBLE)"
 EXPRESSIONS = [
@@ -58,9 +59,7 @@ def _compiled(expr: str, table: pa.Table) -> str:
 def test_a_failing_constant_fails_the_query_where_spark_plans_it(spark, tmp_path):
     table = pa.table({"i": pa.array([None, None], pa.int32()), "d": pa.array([1.0, 2.0])})
     pq.write_table(table, tmp_path / "rows.parquet")
-    previous = spark.conf.get("spark.sql.ansi.enabled")
-    spark.conf.set("spark.sql.ansi.enabled", "true")
-    try:
+    with spark_ansi(spark, True):
         df = spark.read.parquet(str(tmp_path / "rows.parquet"))
         spark_says = {}
         for expr in EXPRESSIONS:
@@ -69,8 +68,6 @@ def test_a_failing_constant_fails_the_query_where_spark_plans_it(spark, tmp_path
                 spark_says[expr] = str(rows)
             except Exception as error:  # noqa: BLE001
                 spark_says[expr] = error_class(error)
-    finally:
-        spark.conf.set("spark.sql.ansi.enabled", previous)
     ours = {expr: _compiled(expr, table) for expr in EXPRESSIONS}
     assert ours == spark_says
     raised = [v for v in ours.values() if not v.startswith("[")]

@@ -9,6 +9,7 @@ import pyarrow as pa
 import pytest
 
 from common.sql import compile_sql
+from tests.support import spark_ansi
 
 TEXTS = [
     # layouts
@@ -98,17 +99,13 @@ def _compiled(expr: str, ansi: bool) -> list:
 @pytest.mark.parametrize("ansi", [False, True], ids=["ansi_off", "ansi_on"])
 def test_strings_cast_to_timestamps_as_spark_does(spark, ansi):
     expr = "CAST(s AS TIMESTAMP)" if not ansi else "try_cast(s AS TIMESTAMP)"
-    previous = spark.conf.get("spark.sql.ansi.enabled")
-    spark.conf.set("spark.sql.ansi.enabled", str(ansi).lower())
-    try:
+    with spark_ansi(spark, ansi):
         df = spark.createDataFrame(
             pa.table({"k": list(range(len(TEXTS))), "s": pa.array(TEXTS, pa.string())})
         )
         rows = (
             df.selectExpr("k", f"{expr} AS t").toArrow().sort_by("k").column("t").cast(pa.int64()).to_pylist()
         )
-    finally:
-        spark.conf.set("spark.sql.ansi.enabled", previous)
     ours = _compiled(expr, ansi)
     wrong = [
         f"{text!r}: spark {want}, compiled {got}"

@@ -16,6 +16,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from common.sql import SqlCompileError, SqlRuntimeError, compile_sql
+from parity_tests.sql_differential import error_class
+from tests.support import spark_ansi
 
 
 @dataclass(frozen=True)
@@ -204,9 +206,7 @@ def test_every_trap_on_spark(spark, ansi, tmp_path):
     (a LocalRelation) Spark's optimizer evaluates the projection before reordering + chains."""
     from pyspark.errors.exceptions.base import PySparkException  # noqa: F401  (pyspark is there)
 
-    previous = spark.conf.get("spark.sql.ansi.enabled")
-    spark.conf.set("spark.sql.ansi.enabled", str(ansi).lower())
-    try:
+    with spark_ansi(spark, ansi):
         pq.write_table(_table(), tmp_path / "traps.parquet")
         df = spark.read.parquet(str(tmp_path / "traps.parquet"))
         values = [(t, e, on if ansi else off) for t, e, off, on in TRAPS]
@@ -223,12 +223,10 @@ def test_every_trap_on_spark(spark, ansi, tmp_path):
                     got = df.selectExpr(expr).collect()[0][0]
                     wrong.append(f"{trap}: {expr} gave {got!r}, expected {expected}")
                 except Exception as error:  # noqa: BLE001
-                    condition = (getattr(error, "getCondition", lambda: None)() or "").split(".")[0]
+                    condition = error_class(error)
                     if condition != expected.error_class:
-                        wrong.append(f"{trap}: {expr} raised {condition or error!r}, expected {expected}")
+                        wrong.append(f"{trap}: {expr} raised {condition}, expected {expected}")
         assert not wrong, "\n".join(wrong)
-    finally:
-        spark.conf.set("spark.sql.ansi.enabled", previous)
 
 
 def test_a_decimal_result_is_refused_with_the_cast_hint():

@@ -53,7 +53,8 @@ SHORT_IDS = {
 }
 _REGION_ID = re.compile(r"[A-Za-z][A-Za-z0-9~/._+-]+")
 _NOT_IN_JAVA = {"Factory", "localtime", "posixrules"}  # files of a tz folder that are no zone to Java
-_SPACE = "".join(chr(c) for c in range(0x21))  # String.trim
+# What Java's String.trim and Spark's casts from string trim: every code point up to ' '.
+TRIMMED = "".join(chr(c) for c in range(0x21))
 
 
 @dataclass(frozen=True)
@@ -102,7 +103,7 @@ def _region(name: str) -> Zone | None:
 @functools.lru_cache(maxsize=4096)
 def java_zone(text: str) -> Zone | None:
     """The zone ``text`` names for Spark's string -> timestamp, or None when Java refuses it."""
-    text = text.strip(_SPACE)
+    text = text.strip(TRIMMED)
     text = re.sub(r"([+-])([0-9]):", r"\g<1>0\2:", text, count=1)  # Java's \d is ASCII
     text = re.sub(r"([+-])([0-9][0-9]):([0-9])$", r"\1\2:0\3", text, count=1)
     text = SHORT_IDS.get(text, text)

@@ -18,7 +18,7 @@ import pyarrow.compute as pc
 import torch
 
 from common.sql import types as T
-from common.sql.java_zones import Zone, java_zone
+from common.sql.java_zones import TRIMMED, Zone, java_zone
 from common.sql.kernels_numeric import _to_long
 from common.sql.kernels_time import civil_to_days, format_date, format_timestamp, wall_offsets
 from common.sql.vec import Ctx, Vec, kernel
@@ -153,13 +153,11 @@ def _np(array: pa.Array) -> np.ndarray:
 
 # ---- from string -------------------------------------------------------------------------------
 
-_SPACE = "".join(chr(c) for c in range(0x21))  # Spark trims code points <= ' ' before parsing
-
 
 def _from_string(ctx: Ctx, a: Vec, dst: str, mode: str) -> Vec:
     if dst == T.STRING:
         return a
-    text = pc.utf8_trim(a.data.cast(pa.string()), _SPACE)
+    text = pc.utf8_trim(a.data.cast(pa.string()), TRIMMED)
     if dst in T.INTEGRAL:
         return _parse_integral(ctx, a, text, dst, mode)
     if dst in T.FRACTIONAL:
