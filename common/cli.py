@@ -255,7 +255,7 @@ def _import_pipeline(args) -> int:
 def _compare(args) -> int:
     from common.parity.compare import compare_outputs
     from common.parity.report import format_summary, write_reports
-    from common.parity.settings import ParitySettings, Tolerance
+    from common.spec.parity import ParitySettings, Tolerance
 
     names = [n.strip() for n in args.names.split(",")]
     if len(names) != 2 or len(set(names)) != 2:

@@ -20,10 +20,10 @@ import pytest
 
 from common.errors import JobError
 from common.parity.compare import compare_outputs
-from common.parity.settings import ParitySettings
 from common.run.output import MANIFEST
 from common.run.runner import run_job
 from common.spec.job import load_job
+from common.spec.parity import ParitySettings
 from common.spec.toml import parse_table
 from ray_backend.settings import RaySettings
 from tests.clusters import RayCluster, SparkStandalone, remove_tree, run_process, short_temp_dir, venv_bin

@@ -16,7 +16,7 @@ from common.errors import InputError, JobError
 from common.parity.compare import compare_outputs
 from common.parity.kernels import ulp_distance
 from common.parity.report import format_summary, write_reports
-from common.parity.settings import ParitySettings, Tolerance, parse_parity_settings
+from common.spec.parity import ParitySettings, Tolerance, parse_parity_settings
 
 
 def write(path, table, parts=1):

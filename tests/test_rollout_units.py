@@ -140,7 +140,7 @@ def test_progress_plain_lines_bar_and_quiet(tmp_path):
 
 def _compared(tmp_path: Path, differ: bool):
     from common.parity.compare import compare_outputs
-    from common.parity.settings import ParitySettings
+    from common.spec.parity import ParitySettings
 
     table = pa.table({"id": pa.array(range(20), pa.int64()), "score": [i / 7 for i in range(20)]})
     sides = {}

@@ -7,7 +7,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from common.parity.compare import compare_outputs
-from common.parity.settings import ParitySettings
+from common.spec.parity import ParitySettings
 
 
 def _outputs(tmp_path, spark_scores):

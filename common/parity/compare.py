@@ -27,9 +27,9 @@ from common.errors import InputError, JobError
 from common.parity.distribution import ScoreObserver, histogram, ks_statistic, psi
 from common.parity.pair import PairComparison, count_duplicates, key_index
 from common.parity.report_data import ParityReport, ScoreDistribution, SideSummary
-from common.parity.settings import ParitySettings
 from common.parity.spill import SideSource, bucket_count, open_side, read_bucket, spill_side
 from common.parity.types import ColumnPlan, common_type, is_float_like, plan_column
+from common.spec.parity import ParitySettings
 
 DEFAULT_BUCKET_ROWS = 250_000
 

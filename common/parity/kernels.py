@@ -14,8 +14,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from common.parity.settings import Tolerance
 from common.parity.types import ColumnPlan
+from common.spec.parity import Tolerance
 
 
 @dataclass

@@ -17,8 +17,8 @@ import pyarrow.compute as pc
 from common.errors import InputError
 from common.parity.kernels import ColumnDiff, diff_column
 from common.parity.report_data import ColumnResult, PairResult, SampleRow, SideSummary
-from common.parity.settings import ParitySettings
 from common.parity.types import ColumnPlan, cast_to_plan, is_float_like
+from common.spec.parity import ParitySettings
 
 # Helper column names, unlikely to clash with a user's key.
 _ROW, _COUNT = "__parity_row", "__parity_count"

@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from common.parity.settings import ParitySettings
+from common.spec.parity import ParitySettings
 
 
 @dataclass

@@ -19,7 +19,8 @@ from typing import Any, Literal
 
 import pyarrow as pa
 
-from common.errors import BundleError
+from common.errors import BundleError, JobError
+from common.spec.parity import parse_parity_settings
 from common.spec.toml import load_toml, parse_table
 from common.spec.transforms import Transform, parse_transforms
 
@@ -206,9 +207,6 @@ def bundle_parity(bundle_path: Path) -> Mapping[str, Any]:
 
 
 def _check_parity(parity: Mapping[str, Any], where: str) -> None:
-    from common.errors import JobError
-    from common.parity.settings import parse_parity_settings
-
     try:
         parse_parity_settings(parity, where)
     except JobError as exc:

@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 from common.errors import JobError
-from common.parity.settings import ParitySettings, parse_parity_settings, with_defaults
 from common.spec.bundle import bundle_parity
 from common.spec.faults import FaultSpec, parse_faults
+from common.spec.parity import ParitySettings, parse_parity_settings, with_defaults
 from common.spec.toml import load_toml, parse_table
 
 INPUT_FORMATS = ("parquet", "csv")
@@ -64,7 +64,7 @@ class Job:
         chunk_rows: rows per chunk of a run (``common.run.chunks``); None: about 10 chunks.
         settings: each registered backend's settings (its section, or the defaults), by name.
         parity: the ``[parity]`` tolerances and report options: the job's ``[parity]`` over the
-            bundle's ``[parity]`` defaults (``common.parity.settings.with_defaults``).
+            bundle's ``[parity]`` defaults (``common.spec.parity.with_defaults``).
         faults: the ``[faults]`` testing hook, or None.
     """
 

@@ -1,9 +1,10 @@
 """What counts as "the same prediction": tolerances and report options for the parity check.
 
-The settings come from the job file's ``[parity]`` section. Tolerances apply to float columns
-(and the float elements of list columns) only; integers, strings, booleans, dates and
-timestamps are always compared exactly, so a tolerance named for such a column is an error
-rather than a silently ignored setting.
+The settings come from the job file's ``[parity]`` section over the bundle's ``[parity]``
+defaults, read with the job (``common.spec.job``); ``common.parity`` compares by them. Tolerances
+apply to float columns (and the float elements of list columns) only; integers, strings, booleans,
+dates and timestamps are always compared exactly, so a tolerance named for such a column is an
+error rather than a silently ignored setting.
 """
 
 from __future__ import annotations
