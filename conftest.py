@@ -2,7 +2,7 @@
 
 One SparkSession and one local Ray per pytest run: starting either costs seconds on 2 CPUs, so
 tests share them, and executors reuse a running session. The backends a test runs on come from
-the registry (``common.run.backends``), each with a pytest mark of its name (the Ibis way): a
+the registry (``common.spec.backends``), each with a pytest mark of its name (the Ibis way): a
 test takes ``backend`` (every engine backend) or ``any_backend`` (the reference too), and a new
 backend joins every such test by being registered.
 """
@@ -15,7 +15,7 @@ import sys
 
 import pytest
 
-from common.run.backends import backend_names, bundle_backend_names, engine_names
+from common.spec.backends import backend_names, bundle_backend_names, engine_names
 
 # Spark's Python workers must run this interpreter (the venv), with this repo importable.
 os.environ.setdefault("PYSPARK_PYTHON", sys.executable)

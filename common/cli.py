@@ -7,6 +7,7 @@ one line naming the file, column or field at fault, and publish nothing.
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import warnings
@@ -14,8 +15,9 @@ from pathlib import Path
 
 from common.errors import EXIT_ERROR, EXIT_OK, EXIT_PARITY_FAILED, BatchPredictError
 from common.rollout.certificate import AUTO
-from common.run.backends import ENV_VAR, backend_names, engine_names
+from common.run.backends import ENV_VAR
 from common.run.engines import EngineSession, Terminated, stop_on_signals
+from common.spec.backends import backend_names, engine_names
 
 DESCRIPTION = """\
 Batch prediction on Spark or Ray from one job file and one model bundle, and proof that the two
@@ -194,6 +196,7 @@ def _run(args, engines: EngineSession) -> int:
 
 
 def _run_one(args, path: str, engines: EngineSession) -> int:
+    from common.rollout.certificate import choose_backend
     from common.rollout.shadow import run_shadow
     from common.run.runner import run_job
     from common.spec.job import load_job
@@ -203,7 +206,11 @@ def _run_one(args, path: str, engines: EngineSession) -> int:
         from dataclasses import replace
 
         job = replace(job, overwrite=True)
-    result = run_job(job, args.backend, resume=args.resume, progress=not args.quiet, engines=engines)
+    backend, notes = args.backend or os.environ.get(ENV_VAR), ()
+    if backend == AUTO:
+        backend, reason = choose_backend(job)
+        notes = (reason,)
+    result = run_job(job, backend, resume=args.resume, progress=not args.quiet, engines=engines, notes=notes)
     print(result.summary(), flush=True)
     if args.shadow:
         shadow = run_shadow(job, result, args.shadow)

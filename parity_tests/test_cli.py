@@ -9,7 +9,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from common.cli import main
-from common.run.backends import bundle_backend_names
+from common.spec.backends import bundle_backend_names
 from tests.support import make_job
 
 

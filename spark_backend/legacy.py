@@ -18,8 +18,9 @@ from pathlib import Path
 import pyarrow as pa
 
 from common.errors import BundleError, JobError
-from common.run.backends import LEGACY, EngineBackend
+from common.run.backends import EngineBackend
 from common.run.result import EngineRun
+from common.spec.backends import LEGACY
 
 
 @dataclass(frozen=True)

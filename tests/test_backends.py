@@ -14,7 +14,7 @@ import pytest
 from common.cli import build_parser
 from common.errors import JobError
 from common.parity.runner import run_parity
-from common.run import backends
+from common.spec import backends
 from common.spec.job import load_job
 from tests.support import make_job, read_output
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from common.run.backends import engine_names
+from common.spec.backends import engine_names
 from tests.support import make_job
 
 pytestmark = [pytest.mark.spark, pytest.mark.ray, pytest.mark.slow]

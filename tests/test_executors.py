@@ -11,9 +11,9 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
-from common.run.backends import bundle_backend_names, engine_names
 from common.run.output import MANIFEST, SUCCESS
 from common.run.runner import run_job
+from common.spec.backends import bundle_backend_names, engine_names
 from common.spec.job import load_job
 from tests.support import make_job, read_output
 

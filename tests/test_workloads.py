@@ -20,8 +20,8 @@ import pytest
 
 from common.errors import InputError
 from common.model.predictor import Predictor
-from common.run.backends import engine_names
 from common.run.runner import run_job
+from common.spec.backends import engine_names
 from common.spec.bundle import load_bundle
 from common.spec.job import load_job
 from tests.support import read_output

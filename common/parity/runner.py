@@ -14,10 +14,10 @@ from pathlib import Path
 
 from common.parity.compare import compare_outputs
 from common.parity.report import write_reports
-from common.run.backends import LEGACY, REFERENCE, engine_names
 from common.run.engines import EngineSession
 from common.run.result import RunResult
 from common.run.runner import run_job
+from common.spec.backends import LEGACY, REFERENCE, engine_names
 from common.spec.bundle import load_bundle
 from common.spec.job import Job
 

@@ -10,9 +10,7 @@ for the bundle and settings the job has now: a certificate for an older bundle n
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
-import hashlib
 import json
 import platform
 from dataclasses import dataclass
@@ -20,18 +18,13 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from common.spec.identity import changed_settings, result_settings, settings_hash
+
 FORMAT = 1
 SUFFIX = ".parity.json"
 CERTIFIED_BACKENDS = ("spark", "ray")
 PASS, FAIL, ERROR = "pass", "fail", "error"
 
-# Settings that cannot change a prediction: where things run and how the work is spread.
-# Everything else in the job counts, so a setting added later is covered until listed here.
-_NOT_RESULT_SETTINGS = {
-    "spark": {"master", "app_name"},
-    "ray": {"address", "runtime_env", "concurrency", "num_cpus", "blocks_per_replica", "progress_bars"},
-    "parity": {"sample_size"},
-}
 _ENGINE_LIBRARIES = ("pyspark", "ray", "pyarrow", "numpy", "pandas")
 # The model library of each bundle kind, by distribution name; a kind with CPU and GPU builds of
 # one module lists both, and whichever is installed is recorded.
@@ -54,33 +47,6 @@ def certificate_path(job_path: Path) -> Path:
 def short_hash(digest: str) -> str:
     """The first 6 hex digits, as messages show a hash."""
     return digest[:6]
-
-
-def result_settings(job) -> dict[str, Any]:
-    """The job's settings that can change its results, with defaults filled in (so writing a
-    default out or leaving it implicit hashes the same); no paths."""
-    from common.run.backends import engine_names
-
-    settings: dict[str, Any] = {
-        "job": {
-            "key": list(job.key),
-            "on_error": job.on_error,
-            "passthrough": list(job.passthrough),
-            "input_format": job.input_format,
-        },
-    }
-    for name in engine_names():
-        parsed = dataclasses.asdict(job.backend_settings(name))
-        settings[name] = {k: v for k, v in parsed.items() if k not in _NOT_RESULT_SETTINGS.get(name, ())}
-    parity = job.parity.to_dict()
-    settings["parity"] = {k: v for k, v in parity.items() if k not in _NOT_RESULT_SETTINGS["parity"]}
-    faults = job.faults
-    settings["faults"] = None if faults is None else {"mode": faults.mode, "keys": list(faults.keys)}
-    return json.loads(json.dumps(settings, sort_keys=True, default=str))
-
-
-def settings_hash(settings: dict[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()
 
 
 def library_versions(kind: str) -> dict[str, str]:
@@ -222,18 +188,6 @@ def _mismatch(cert: dict[str, Any], current: Fingerprint) -> str | None:
     if moved:
         return f"versions changed since certification: {', '.join(moved)}"
     return None
-
-
-def changed_settings(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
-    """Dotted names of the settings that differ, e.g. ``spark.udf``."""
-    changed = []
-    for name in sorted(set(old) | set(new)):
-        a, b = old.get(name), new.get(name)
-        if isinstance(a, dict) and isinstance(b, dict):
-            changed += changed_settings(a, b, f"{prefix}{name}.")
-        elif a != b:
-            changed.append(f"{prefix}{name}")
-    return changed
 
 
 AUTO = "auto"

@@ -1,10 +1,8 @@
-"""Backends by name: the contract every executor meets, and the registry that finds them.
+"""The contract every executor meets (``Backend``), and the backend of the name a run asks for.
 
-``common`` never imports an engine: a backend package's ``__init__`` declares its ``BACKEND``
-(name, settings class, executor module) without importing pyspark or ray, and the executor
-module is imported only when a job runs. Adding a backend is one package and one entry in
-``BACKENDS``; its ``[<name>]`` job-file section, the CLI's ``--backend`` choices and the test
-suite's backend parameters all come from here.
+The names and the package serving each are registered in ``common.spec.backends`` (the job file
+has one section per backend); a backend package declares an ``EngineBackend`` whose executor
+module, the one that imports its engine, is imported only when a job runs on it.
 """
 
 from __future__ import annotations
@@ -17,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from common.errors import JobError
+from common.spec.backends import BACKENDS, backend_names, declared_backend
 
 if TYPE_CHECKING:
     from common.run.inputs import InputInfo
@@ -24,18 +23,6 @@ if TYPE_CHECKING:
     from common.spec.bundle import Bundle
     from common.spec.job import Job
 
-#: backend name -> the module whose ``BACKEND`` serves it.
-BACKENDS = {
-    "spark": "spark_backend",
-    "ray": "ray_backend",
-    "reference": "common.run.reference",
-    "legacy": "spark_backend.legacy",
-}
-#: the backend that checks the others: it runs in the driver's process, with no engine.
-REFERENCE = "reference"
-#: the backend that runs a bundle's original Spark ML pipeline (``legacy_pipeline``) instead of the
-#: bundle: a side only for bundles imported from one, and then the side every other is checked against.
-LEGACY = "legacy"
 ENV_VAR = "BATCH_PREDICT_BACKEND"
 
 
@@ -78,20 +65,6 @@ class EngineBackend:
             importlib.import_module(self.engine).stop()
 
 
-def backend_names() -> list[str]:
-    return sorted(BACKENDS)
-
-
-def engine_names() -> list[str]:
-    """The backends that run the bundle on an engine: every one but the reference and legacy."""
-    return [name for name in backend_names() if name not in (REFERENCE, LEGACY)]
-
-
-def bundle_backend_names() -> list[str]:
-    """The backends that run the bundle itself: every one but legacy."""
-    return [name for name in backend_names() if name != LEGACY]
-
-
 def get_backend(name: str | None) -> Backend:
     """The backend called ``name`` (or ``$BATCH_PREDICT_BACKEND``); JobError lists the valid names."""
     name = name or os.environ.get(ENV_VAR)
@@ -101,4 +74,4 @@ def get_backend(name: str | None) -> Backend:
         )
     if name not in BACKENDS:
         raise JobError(f'unknown backend "{name}"; valid: {", ".join(backend_names())}')
-    return importlib.import_module(BACKENDS[name]).BACKEND
+    return declared_backend(name)

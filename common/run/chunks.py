@@ -25,6 +25,7 @@ from typing import Any
 import pyarrow.parquet as pq
 
 from common.errors import JobError
+from common.spec.identity import changed_settings, result_settings, settings_hash
 
 CHUNKS_FILE = "_chunks.json"
 DEFAULT_CHUNKS = 10
@@ -150,8 +151,6 @@ def describe_change(staged: dict[str, Any], current: dict[str, Any]) -> str | No
             f"{current['bundle']})"
         )
     if staged.get("settings_hash") != current["settings_hash"]:
-        from common.rollout.certificate import changed_settings
-
         names = changed_settings(staged.get("settings") or {}, current["settings"])
         return f"the job changed ({', '.join(names) or 'its settings'})"
     old, new = staged.get("input") or {}, current["input"]
@@ -310,8 +309,6 @@ def run_chunks(manifest: ChunkManifest, inputs, run_engine, progress) -> Chunked
 
 def run_identity(job, backend: str, bundle_hash: str, inputs) -> dict[str, Any]:
     """What a staged run was made from; a resume must find the same (``describe_change``)."""
-    from common.rollout.certificate import result_settings, settings_hash
-
     settings = result_settings(job)
     return {
         "backend": backend,

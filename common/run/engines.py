@@ -15,7 +15,8 @@ import contextlib
 import signal
 import sys
 
-from common.run.backends import Backend, engine_names, get_backend
+from common.run.backends import Backend, get_backend
+from common.spec.backends import engine_names
 
 
 class EngineSession:

@@ -9,9 +9,9 @@ user as one ``BatchPredictError`` line, also when it was raised inside a Spark o
 from __future__ import annotations
 
 import datetime as dt
-import os
 import re
 import time
+from collections.abc import Sequence
 from dataclasses import replace
 
 import pyarrow as pa
@@ -22,8 +22,7 @@ from common.model.features import FeatureBatch
 from common.model.kernels import apply_transforms
 from common.model.kinds import handler_class
 from common.model.predictor import ErrorPolicy, Predictor
-from common.rollout.certificate import AUTO, choose_backend
-from common.run.backends import ENV_VAR, get_backend
+from common.run.backends import get_backend
 from common.run.chunks import ChunkManifest, find_resumable, plan_chunks, run_chunks, run_identity
 from common.run.dead_letter import DEAD_LETTER_ERROR, dead_letter_files, split_dead_letters
 from common.run.engines import EngineSession
@@ -108,26 +107,25 @@ def run_job(
     resume: bool = False,
     progress: bool = False,
     engines: EngineSession | None = None,
+    notes: Sequence[str] = (),
 ) -> RunResult:
     """Runs ``job`` on ``backend`` and publishes its output; raises BatchPredictError on bad input.
 
     Args:
-        backend: a backend name, ``auto`` (Ray when the job's parity certificate holds, else
-            Spark: ``common.rollout.certificate``), or None for ``$BATCH_PREDICT_BACKEND``.
+        backend: a backend name, or None for ``$BATCH_PREDICT_BACKEND`` (``auto`` is the CLI's:
+            it picks the name, ``common.rollout.certificate.choose_backend``, before calling this).
         resume: carry on from the staging folder a killed run of this output left, keeping its
             committed chunks (``common.run.chunks``); refused when the job, bundle or input changed.
         progress: report rows done on stderr while the chunks run (``common.run.progress``).
         engines: the engines of a sequence of jobs (the CLI passes one): each starts on the first
             job that needs it and stays up for the next, until ``EngineSession.close`` stops it.
+        notes: what the summary and the output's manifest say first (why ``auto`` chose the backend).
 
     The result's ``seconds`` run from the call to the published output.
     """
     started = time.perf_counter()
     started_at = dt.datetime.now(dt.UTC).isoformat()
-    notes = []
-    if (backend or os.environ.get(ENV_VAR)) == AUTO:
-        backend, reason = choose_backend(job)
-        notes.append(reason)
+    notes = list(notes)
     engine_backend = engines.backend(backend) if engines is not None else get_backend(backend)
     name = engine_backend.name
     check_output_paths(job.output_path, job.input_path, job.bundle_path)

@@ -20,6 +20,7 @@ from typing import Any, Literal
 import pyarrow as pa
 
 from common.errors import BundleError, JobError
+from common.spec.kinds import kind_names
 from common.spec.parity import parse_parity_settings
 from common.spec.toml import load_toml, parse_table
 from common.spec.transforms import Transform, parse_transforms
@@ -33,7 +34,7 @@ class Bundle:
 
     Attributes:
         path: the bundle folder (absolute).
-        kind: the bundle kind, a key of ``common.model.kinds.KINDS``.
+        kind: the bundle kind, a key of ``common.spec.kinds.KINDS``.
         artifact: the model file (absolute), or None for a ``python`` bundle without one.
         features: the model's input columns, in order (input columns or transform outputs).
         outputs: output column name -> Arrow type, in the order the model produces them.
@@ -134,8 +135,6 @@ class _BundleTable:
     parity: Mapping[str, Any] = field(default_factory=dict)
 
     def check(self, where: str) -> None:
-        from common.model.kinds import kind_names
-
         if self.kind not in kind_names():
             raise BundleError(f'{where}: field "kind" is "{self.kind}"; valid: {", ".join(kind_names())}')
         if not self.features or not all(self.features):

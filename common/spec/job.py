@@ -2,7 +2,7 @@
 
 Paths resolve against the job file's folder. Every table is read once, here, by the strict TOML
 reader: ``[job]``, ``[input]``, ``[output]``, ``[model]``, one section per registered backend
-(each declared by its backend, ``common.run.backends``), ``[parity]`` and the ``[faults]`` testing
+(each declared by its backend, ``common.spec.backends``), ``[parity]`` and the ``[faults]`` testing
 hook. So a bad job fails before any engine starts, with a message naming the file, table and field.
 """
 
@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from common.errors import JobError
+from common.spec.backends import backend_names, declared_backend
 from common.spec.bundle import bundle_parity
 from common.spec.faults import FaultSpec, parse_faults
 from common.spec.parity import ParitySettings, parse_parity_settings, with_defaults
@@ -122,8 +123,6 @@ def load_job(path: str | Path) -> Job:
 
 def parse_job(raw: Mapping[str, Any], file: Path) -> Job:
     """The job in ``raw`` (a job file's tables); ``file`` anchors relative paths and names errors."""
-    from common.run.backends import backend_names, get_backend  # late: backends import their settings
-
     engines = backend_names()
     valid = sorted({*_FIXED_SECTIONS, *engines})
     unknown = [name for name in raw if name not in valid]
@@ -138,7 +137,7 @@ def parse_job(raw: Mapping[str, Any], file: Path) -> Job:
     base = file.parent
     input_path = (base / input_table.path).resolve()
     key = (job_table.key,) if isinstance(job_table.key, str) else job_table.key
-    settings = {name: table(get_backend(name).settings_class, name) for name in engines}
+    settings = {name: table(declared_backend(name).settings_class, name) for name in engines}
     bundle_path = (base / model_table.bundle).resolve()
     faults = raw.get("faults")
     return Job(

@@ -1,8 +1,10 @@
-"""Bundle kinds: one file per kind, each a ``ModelHandler``, found by name in ``KINDS``.
+"""Bundle kinds: one file per kind, each a ``ModelHandler``, found by name in ``common.spec.kinds``.
 
 A kind's module imports its model library lazily (inside its methods), so that looking a kind
-up, or parsing a bundle on the driver, costs nothing. Adding a kind is one file here and one
-entry in ``KINDS``.
+up, or parsing a bundle on the driver, costs nothing. Each kind's module declares ``LIBRARIES``:
+the distributions whose versions can change its results (a parity certificate records them).
+Adding a kind is one file here (its handler and its ``LIBRARIES``) and one entry in
+``common.spec.kinds.KINDS``.
 """
 
 from __future__ import annotations
@@ -10,26 +12,11 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING
 
+from common.spec.kinds import KINDS
+
 if TYPE_CHECKING:
     from common.model.handler import ModelHandler
     from common.spec.bundle import Bundle
-
-#: kind -> ``module:attribute``: a ``ModelHandler`` subclass, or a function of the bundle that
-#: returns one (a ``python`` bundle names its own class).
-KINDS: dict[str, str] = {
-    "sklearn": "common.model.kinds.sklearn:SklearnHandler",
-    "torch": "common.model.kinds.torchscript:TorchScriptHandler",
-    "python": "common.model.kinds.python:entrypoint_class",
-    "xgboost": "common.model.kinds.xgboost:XGBoostHandler",
-    "lightgbm": "common.model.kinds.lightgbm:LightGBMHandler",
-    "onnx": "common.model.kinds.onnx:OnnxHandler",
-    "transformers": "common.model.kinds.hf_transformers:TransformersHandler",
-    "spark_ml": "common.model.kinds.spark_ml:SparkMLHandler",
-}
-
-
-def kind_names() -> list[str]:
-    return sorted(KINDS)
 
 
 def handler_class(bundle: Bundle) -> type[ModelHandler]:
@@ -46,3 +33,11 @@ def handler_for(bundle: Bundle, device: str | None = None) -> ModelHandler:
     from common.model.handler import resolve_device
 
     return handler_class(bundle)(bundle, device or resolve_device(bundle.device))
+
+
+def kind_libraries(kind: str) -> tuple[str, ...]:
+    """The distributions (PyPI names) whose versions can change a ``kind`` bundle's results, as the
+    kind's module declares them in ``LIBRARIES``; a kind with CPU and GPU builds of one module lists
+    both. A module without ``LIBRARIES`` raises: a kind never goes uncertified silently."""
+    module = importlib.import_module(KINDS[kind].partition(":")[0])
+    return tuple(module.LIBRARIES)

@@ -35,6 +35,9 @@ from common.errors import InputError
 from common.model.handler import ModelHandler
 from common.model.kinds._shared import bundle_error, import_library
 
+#: the distributions whose versions can change this kind's results (a parity certificate records them)
+LIBRARIES = ("transformers", "tokenizers", "torch")
+
 CLASSIFY, EMBED, GENERATE = "text-classification", "feature-extraction", "text-generation"
 TASKS = (CLASSIFY, EMBED, GENERATE)
 # output name -> what its declared Arrow type must satisfy; the first of each task is required

@@ -21,6 +21,9 @@ from common.model.kinds._shared import (
     worker_threads,
 )
 
+#: the distributions whose versions can change this kind's results (a parity certificate records them)
+LIBRARIES = ("lightgbm",)
+
 METHODS = ("predict", "raw")
 _DEFAULT_NAME = re.compile(r"Column_\d+")
 

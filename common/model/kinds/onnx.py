@@ -32,6 +32,10 @@ from common.model.kinds._shared import (
     worker_threads,
 )
 
+#: the distributions whose versions can change this kind's results (a parity certificate records them)
+#: (the CPU and the GPU build of one module: whichever is installed is recorded)
+LIBRARIES = ("onnxruntime", "onnxruntime-gpu")
+
 DEFAULT_ROWS_PER_RUN = 256
 OPTIONS = ("outputs", "rows_per_run")
 

@@ -13,6 +13,10 @@ from common.model.handler import ModelHandler
 if TYPE_CHECKING:
     from common.spec.bundle import Bundle
 
+#: the distributions whose versions can change this kind's results (a parity certificate records them):
+#: the bundle's own code is in its content hash; torch runs the feature batch it is handed
+LIBRARIES = ("torch",)
+
 
 def entrypoint_class(bundle: Bundle) -> type[ModelHandler]:
     """Imports ``module:ClassName`` from the bundle folder (on whichever worker runs this).

@@ -7,6 +7,9 @@ from typing import Any
 from common.errors import BundleError
 from common.model.handler import ModelHandler
 
+#: the distributions whose versions can change this kind's results (a parity certificate records them)
+LIBRARIES = ("scikit-learn",)
+
 
 class SklearnHandler(ModelHandler):
     """Feeds the model a float64 DataFrame of the features (null -> NaN), named as in training."""

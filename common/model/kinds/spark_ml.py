@@ -26,6 +26,10 @@ import pyarrow as pa
 from common.errors import BundleError, InputError
 from common.model.handler import ModelHandler
 
+#: the distributions whose versions can change this kind's results (a parity certificate records them):
+#: the predictor's arithmetic runs in torch
+LIBRARIES = ("torch",)
+
 FORMAT = "batch-predict/spark-ml-predictor/1"
 MODELS = (
     "logistic_regression",

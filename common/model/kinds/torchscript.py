@@ -7,6 +7,9 @@ from typing import Any
 from common.errors import BundleError
 from common.model.handler import ModelHandler
 
+#: the distributions whose versions can change this kind's results (a parity certificate records them)
+LIBRARIES = ("torch",)
+
 
 class TorchScriptHandler(ModelHandler):
     """Runs a TorchScript module on the bundle's device; transforms already ran there as tensors."""

@@ -27,6 +27,10 @@ from common.model.kinds._shared import (
     worker_threads,
 )
 
+#: the distributions whose versions can change this kind's results (a parity certificate records them)
+#: (the CPU-only and the full build of one module: whichever is installed is recorded)
+LIBRARIES = ("xgboost", "xgboost-cpu")
+
 METHODS = ("predict", "margin")
 
 
