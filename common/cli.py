@@ -253,7 +253,7 @@ def _certificate(args) -> int:
 
 
 def _import_pipeline(args) -> int:
-    from spark_backend.ml_import import import_pipeline
+    from common.spark_ml_import import import_pipeline
 
     print(import_pipeline(args.pipeline, args.bundle, overwrite=args.overwrite).summary())
     return EXIT_OK

@@ -20,9 +20,9 @@ import pytest
 from common.errors import InputError
 from common.model.features import FeatureBatch
 from common.model.kernels import apply_transforms
+from common.spark_ml_import import import_pipeline
 from common.spec.bundle import load_bundle
 from common.spec.transforms import parse_transforms, slot_name
-from spark_backend.ml_import import import_pipeline
 
 pytestmark = pytest.mark.spark
 

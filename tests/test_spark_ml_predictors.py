@@ -16,8 +16,8 @@ from common.model.features import FeatureBatch
 from common.model.kernels import apply_transforms
 from common.model.kinds import handler_for
 from common.parity.kernels import ulp_distance
+from common.spark_ml_import import import_pipeline
 from common.spec.bundle import load_bundle
-from spark_backend.ml_import import import_pipeline
 
 pytestmark = pytest.mark.spark
 FEATURES = [f"f{i}" for i in range(8)]

@@ -123,9 +123,9 @@ def build(size: int | None = None, seed: int = 0, out_dir: Path | None = None) -
     ``model/`` (the bundle imported from it)."""
     from pyspark.sql import SparkSession
 
+    from common.spark_ml_import import import_pipeline
     from spark_backend import engine
     from spark_backend.executor import get_session
-    from spark_backend.ml_import import import_pipeline
     from spark_backend.settings import SparkSettings
 
     out_dir = Path(out_dir or HERE)

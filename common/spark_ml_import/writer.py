@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from common.errors import BundleError
+from common.spark_ml_import.plan import Plan
 from common.spec.toml import dump_toml
-from spark_backend.ml_import.plan import Plan
 
 ARTIFACT = "predictor.json"
 BATCH_SIZE = 4096

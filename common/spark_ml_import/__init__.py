@@ -4,7 +4,8 @@ Feature stages become transforms, the predictor stage a ``spark_ml`` artifact ev
 IndexToString on the prediction a string output; the bundle names the original pipeline
 (``legacy_pipeline``) so that the ``legacy`` backend can run it and ``batch-predict parity`` can
 compare every side with it. One converter per stage class (``features.py``, ``predictors.py``);
-anything unsupported is one ``BundleError`` naming the stage, and nothing is written.
+anything unsupported is one ``BundleError`` naming the stage, and nothing is written. It reads the
+saved folder's JSON and Parquet files itself, so it needs no pyspark and no Spark session.
 """
 
 from __future__ import annotations
@@ -13,11 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from common.errors import BundleError
-from spark_backend.ml_import import features as _features  # noqa: F401  (registers converters)
-from spark_backend.ml_import import predictors as _predictors  # noqa: F401
-from spark_backend.ml_import.plan import CONVERTERS, Plan, check_params, supported_classes
-from spark_backend.ml_import.saved import SavedStage, read_pipeline
-from spark_backend.ml_import.writer import write_bundle
+from common.spark_ml_import import features as _features  # noqa: F401  (registers converters)
+from common.spark_ml_import import predictors as _predictors  # noqa: F401
+from common.spark_ml_import.plan import CONVERTERS, Plan, check_params, supported_classes
+from common.spark_ml_import.saved import SavedStage, read_pipeline
+from common.spark_ml_import.writer import write_bundle
 
 
 @dataclass(frozen=True)

@@ -10,9 +10,9 @@ import math
 from typing import Any
 
 from common.errors import BundleError
+from common.spark_ml_import.plan import Plan, Vector, converter, in_out_columns, unsupported
+from common.spark_ml_import.saved import SavedStage, vector_values
 from common.spec.transforms import one_hot_width, slot_name
-from spark_backend.ml_import.plan import Plan, Vector, converter, in_out_columns, unsupported
-from spark_backend.ml_import.saved import SavedStage, vector_values
 
 IO = ("inputCol", "inputCols", "outputCol", "outputCols")
 _SPECIAL = {"NaN": math.nan, "Inf": math.inf, "-Inf": -math.inf}

@@ -12,9 +12,9 @@ from typing import Any
 
 from common.errors import BundleError
 from common.model.kinds.spark_ml import FORMAT
-from spark_backend.ml_import.features import spark_double
-from spark_backend.ml_import.plan import Plan, converter, unsupported
-from spark_backend.ml_import.saved import SavedStage, matrix_values, vector_values
+from common.spark_ml_import.features import spark_double
+from common.spark_ml_import.plan import Plan, converter, unsupported
+from common.spark_ml_import.saved import SavedStage, matrix_values, vector_values
 
 PREDICTOR_IO = ("featuresCol", "predictionCol", "leafCol")
 CLASSIFIER_IO = (*PREDICTOR_IO, "rawPredictionCol", "probabilityCol", "thresholds")

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from common.errors import BundleError
-from spark_backend.ml_import.saved import SavedStage
+from common.spark_ml_import.saved import SavedStage
 
 # Parameters that shape training only; a fitted stage's transform never reads them.
 TRAINING_ONLY = frozenset(
