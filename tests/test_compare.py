@@ -13,8 +13,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from common.errors import InputError, JobError
+from common.parity.column_diff import ulp_distance
 from common.parity.compare import compare_outputs
-from common.parity.kernels import ulp_distance
 from common.parity.report import format_summary, write_reports
 from common.spec.parity import ParitySettings, Tolerance, parse_parity_settings
 

@@ -2,7 +2,7 @@
 
 One fitted PipelineModel holds every supported feature stage with the parameters that change
 results; it is imported, and its transforms run two ways on a table of edge values (null, NaN,
-+-0.0, +-inf, ties at the splits, fractions, unseen and empty strings): as our Arrow/torch kernels
++-0.0, +-inf, ties at the splits, fractions, unseen and empty strings): as our Arrow/torch ops
 and as their Spark-column twins. Both must give the real stages' values bit for bit. Each
 ``handleInvalid = "error"`` stage must fail on its bad rows on all three.
 """
@@ -19,7 +19,7 @@ import pytest
 
 from common.errors import InputError
 from common.model.features import FeatureBatch
-from common.model.kernels import apply_transforms
+from common.model.transform_ops import apply_transforms
 from common.spark_ml_import import import_pipeline
 from common.spec.bundle import load_bundle
 from common.spec.transforms import parse_transforms, slot_name

@@ -13,9 +13,9 @@ import pyarrow as pa
 import pytest
 
 from common.model.features import FeatureBatch
-from common.model.kernels import apply_transforms
 from common.model.kinds import handler_for
-from common.parity.kernels import ulp_distance
+from common.model.transform_ops import apply_transforms
+from common.parity.column_diff import ulp_distance
 from common.spark_ml_import import import_pipeline
 from common.spec.bundle import load_bundle
 

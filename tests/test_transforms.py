@@ -20,7 +20,7 @@ import torch
 
 from common.errors import BundleError, InputError
 from common.model.features import FeatureBatch, TensorColumn
-from common.model.kernels import apply_transforms
+from common.model.transform_ops import apply_transforms
 from common.spec.transforms import parse_transforms, required_input_columns
 
 pytestmark = pytest.mark.spark

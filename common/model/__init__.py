@@ -1,5 +1,5 @@
 """What runs in the workers: the model interface, the bundle kinds, the batch of features, the
-transform kernels and the predictor that ties them together.
+transform ops and the predictor that ties them together.
 
 ``ModelHandler`` is importable from here for ``python`` bundles: ``from common.model import ModelHandler``.
 """

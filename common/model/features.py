@@ -1,4 +1,6 @@
-"""The columns of one batch on their way into a model (Ray actor and reference executor).
+"""The columns of one batch on their way into a model, in every executor's workers: Spark's batch
+UDF (the model only: Spark computed the transforms as columns), and Ray's tasks and actors and the
+reference executor (the transforms, then the model); the driver's checks use it too.
 
 Numeric columns become float64 tensors on the model's device once, and numeric transform results
 stay there, so preprocessing runs on the GPU when the model does, with no host round trip between

@@ -26,8 +26,8 @@ import pyarrow as pa
 from common.errors import BatchPredictError, BundleError, InputError
 from common.model.features import FeatureBatch
 from common.model.handler import ModelHandler, has_preprocess, resolve_device
-from common.model.kernels import apply_transforms
 from common.model.kinds import handler_for
+from common.model.transform_ops import apply_transforms
 from common.spec.bundle import Bundle, load_bundle
 from common.spec.faults import FaultSpec, job_faults
 from common.spec.transforms import Transform, split_host_stage

@@ -4,9 +4,9 @@ Rows are matched on the key, never by position. The comparison streams in two pa
 memory stays bounded whatever the output size:
 
 1. each side is read batch by batch and its rows are hash-partitioned by key into bucket
-   files on disk (``compare_spill``), while score distributions are sampled on the way;
+   files on disk (``common.parity.spill``), while score distributions are sampled on the way;
 2. one bucket of every side is loaded at a time, keys are joined, and every common column is
-   compared with type-aware rules (``compare_kernels``).
+   compared with type-aware rules (``common.parity.column_diff``).
 
 With a named reference, each other side is compared against it and the others against each
 other, so the report can say which engine left the reference.

@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from common.errors import InputError
-from common.parity.kernels import ColumnDiff, diff_column
+from common.parity.column_diff import ColumnDiff, diff_column
 from common.parity.report_data import ColumnResult, PairResult, SampleRow, SideSummary
 from common.parity.types import ColumnPlan, cast_to_plan, is_float_like
 from common.spec.parity import ParitySettings

@@ -2,8 +2,8 @@
 
 Engines disagree on types for the same prediction (Spark writes double and timestamp[us, UTC],
 a float32 model in Ray writes float, pandas writes timestamp[ns]). Before comparing, every side
-is cast to one common type per column so the kernels see identical types; the original types
-are kept so the report can still name the difference.
+is cast to one common type per column so the comparison (``column_diff``) sees identical types;
+the original types are kept so the report can still name the difference.
 """
 
 from __future__ import annotations
@@ -97,7 +97,7 @@ def plan_column(name: str, types: Mapping[str, pa.DataType]) -> ColumnPlan | Non
     if pat.is_null(target):
         target = pa.float64()  # every side all-null: any type compares nulls alike
     if _is_list(target) and not pat.is_large_list(target):
-        target = pa.large_list(target.value_type)  # one list layout for the kernels
+        target = pa.large_list(target.value_type)  # one list layout for the comparison
     float32_sides = frozenset(side for side, t in types.items() if _float_bits(t) == 32)
     element = None
     if _is_list(target):

@@ -19,9 +19,9 @@ import pyarrow.parquet as pq
 
 from common.errors import BatchPredictError, InputError, JobError
 from common.model.features import FeatureBatch
-from common.model.kernels import apply_transforms
 from common.model.kinds import handler_class
 from common.model.predictor import ErrorPolicy, Predictor
+from common.model.transform_ops import apply_transforms
 from common.run.backends import get_backend
 from common.run.chunks import ChunkManifest, find_resumable, plan_chunks, run_chunks, run_identity
 from common.run.dead_letter import DEAD_LETTER_ERROR, dead_letter_files, split_dead_letters

@@ -1,4 +1,4 @@
-"""Converters for Spark ML feature stages: each becomes transform ops (``common/model/ml_kernels.py``
+"""Converters for Spark ML feature stages: each becomes transform ops (``common/model/spark_ml_ops.py``
 and the string ops), one per output column or vector slot, with every parameter that changes the
 result carried over. ``handleInvalid = "skip"`` is refused: Spark drops those rows, and a bundle
 never loses a row silently.

@@ -1,8 +1,9 @@
 """Feature transforms as declared in ``bundle.toml``: the ops, their parameters and the checks.
 
 Each op's table is a declared dataclass read by the strict TOML reader (``common.spec.toml``), so
-a typo fails when the bundle loads, naming the entry and the field. The kernels that compute the
-ops live in ``common.model.kernels`` (Arrow/torch, in the model process) and in
+a typo fails when the bundle loads, naming the entry and the field. The ops are computed by
+``common.model.transform_ops`` (Arrow/torch, in the model process: the Spark ML stage ops in
+``common.model.spark_ml_ops``, ``sql`` through ``common.sql.batch``) and by
 ``spark_backend/transforms.py`` (Spark columns, the ground truth).
 """
 

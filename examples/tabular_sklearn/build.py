@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from common.model.features import FeatureBatch
-from common.model.kernels import apply_transforms
+from common.model.transform_ops import apply_transforms
 from common.spec.transforms import parse_transforms
 
 HERE = Path(__file__).parent

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from common.model.features import FeatureBatch
-from common.model.kernels import apply_transforms
+from common.model.transform_ops import apply_transforms
 from common.spec.toml import write_toml
 from common.spec.transforms import parse_transforms
 from examples._torch_common import (

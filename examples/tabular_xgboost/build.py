@@ -15,7 +15,7 @@ import numpy as np
 import pyarrow as pa
 
 from common.model.features import FeatureBatch
-from common.model.kernels import apply_transforms
+from common.model.transform_ops import apply_transforms
 from common.spec.toml import write_toml
 from common.spec.transforms import parse_transforms
 from examples._torch_common import Stopwatch, build_cli, prepare_dirs, write_input

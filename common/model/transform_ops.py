@@ -1,11 +1,13 @@
-"""The transform kernels: the Arrow/NumPy/torch implementation of each op in ``common.spec.transforms``.
+"""The transform ops in the model process: the Arrow/NumPy/torch implementation of each op in
+``common.spec.transforms``, all found in ``OPS``.
 
-Spark's column expressions (``spark_backend/transforms.py``) define the semantics; these kernels
-reproduce them inside the model process. Numeric ops run in torch on the batch's device; string,
-hash and time-zone ops run in Arrow/NumPy on the host. Spark's surprises are kept on purpose
-(``round`` is HALF_UP on a double's shortest decimal text, NaN sorts above +inf, ``log1p(x <= -1)``
-is null) so that both executors agree; each op notes its edge cases. torch is imported inside the
-kernels so that importing this module on the driver does not pay for it.
+Spark's column expressions (``spark_backend/transforms.py``) define the semantics; these functions
+reproduce them. Numeric ops run in torch on the batch's device; string, hash and time-zone ops run
+in Arrow/NumPy on the host. The ops that reproduce Spark ML stages are in ``spark_ml_ops``, and
+``sql`` runs its compiled expression through ``common.sql.batch``. Spark's surprises are kept on
+purpose (``round`` is HALF_UP on a double's shortest decimal text, NaN sorts above +inf,
+``log1p(x <= -1)`` is null) so that both executors agree; each op notes its edge cases. torch is
+imported inside the ops so that importing this module on the driver does not pay for it.
 """
 
 from __future__ import annotations
@@ -20,46 +22,26 @@ import pyarrow.compute as pc
 
 from common.errors import InputError
 from common.model.murmur3 import SPARK_SEED, hash_int32, hash_int64, hash_utf8
+from common.model.spark_ml_ops import OPS as SPARK_ML_OPS
 from common.model.timezones import utc_offsets
+from common.model.torch_column import numeric_op, scalar_like
 from common.spec.transforms import Transform
 
 if TYPE_CHECKING:
     from common.model.features import FeatureBatch
 
+#: what the ops compute with, beyond the engines' own libraries: a torch version change can change
+#: the result of any bundle with transforms (a parity certificate records it).
+LIBRARIES = ("torch",)
+
 
 def apply_transforms(batch: FeatureBatch, transforms: Sequence[Transform]) -> None:
     """Runs the transforms on ``batch`` in order, each writing its output column(s)."""
     for t in transforms:
-        _kernel(t.op)(batch, t)
-
-
-def _kernel(op: str):
-    """The kernel of ``op``. The Spark ML ops' kernels live in ``common.model.ml_kernels``, which
-    builds on this module's helpers, so they join the table on first use."""
-    if op not in _KERNELS:
-        from common.model.ml_kernels import KERNELS
-
-        _KERNELS.update(KERNELS)
-    return _KERNELS[op]
+        OPS[t.op](batch, t)
 
 
 # ---- numeric ops: torch on the batch's device -------------------------------------------------
-
-
-def numeric_op(batch: FeatureBatch, t: Transform, compute) -> None:
-    from common.model.features import TensorColumn
-
-    column = batch.tensor(t.column)
-    values, valid = compute(column.values, column.valid)
-    batch.set(t.output, TensorColumn(values, valid, t.output_type()))
-
-
-def scalar_like(x, value: float):
-    """A 0-d tensor on ``x``'s device: CUDA turns division by a Python scalar into a multiplication
-    by its reciprocal, which can differ from Spark's division in the last bit."""
-    import torch
-
-    return torch.tensor(value, dtype=x.dtype, device=x.device)
 
 
 def _impute(batch, t):
@@ -255,7 +237,8 @@ def _sql(batch, t):
     apply_sql(batch, t.output, t.params["expr"], t.params["ansi"], t.input_columns())
 
 
-_KERNELS = {
+#: op -> its implementation: every op of ``common.spec.transforms``, the Spark ML ones included.
+OPS = {
     "impute": _impute,
     "log1p": _log1p,
     "standard_scale": _standard_scale,
@@ -268,4 +251,5 @@ _KERNELS = {
     "hash_bucket": _hash_bucket,
     "datetime_part": _datetime_part,
     "sql": _sql,
+    **SPARK_ML_OPS,
 }

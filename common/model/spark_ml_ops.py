@@ -1,9 +1,9 @@
-"""Kernels of the transform ops that reproduce Spark ML feature stages, one scalar column each.
+"""The transform ops that reproduce Spark ML feature stages, one scalar column each.
 
 ``batch-predict import-pipeline`` turns each feature stage of a saved ``PipelineModel`` into these
 ops (``ML_OPS`` in ``common.spec.transforms``): a vector column becomes one column per slot, named
-``<vector>[<i>]``, so every op stays a single-column kernel; ``impute`` and ``string_index`` carry
-Imputer's and StringIndexer's options in ``common.model.kernels``. Each op follows the Spark ML
+``<vector>[<i>]``, so every op stays a single-column op; ``impute`` and ``string_index`` carry
+Imputer's and StringIndexer's options in ``common.model.transform_ops``. Each op follows the Spark ML
 code it replaces, edge values included, and has a Spark-column twin in
 ``spark_backend/transforms.py``; the differential tests run both against the real Spark stage.
 Spark's ``handleInvalid = "error"`` becomes an ``InputError`` naming the column and the bad value
@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import pyarrow as pa
 
 from common.errors import InputError
-from common.model.kernels import numeric_op, scalar_like
+from common.model.torch_column import numeric_op, scalar_like
 from common.spec.transforms import Transform
 
 if TYPE_CHECKING:
@@ -164,7 +164,8 @@ def one_hot_index(batch: FeatureBatch, t: Transform) -> None:
         batch.set(name, TensorColumn(hot.to(x.dtype), valid, pa.float64()))
 
 
-KERNELS = {
+#: the Spark ML ops (``ML_OPS`` in ``common.spec.transforms``) -> their implementations.
+OPS = {
     "assemble": assemble,
     "scale_shift": scale_shift,
     "rescale": rescale,

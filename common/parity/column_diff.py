@@ -1,6 +1,6 @@
 """Row-by-row comparison of two aligned columns that already share one Arrow type.
 
-Each kernel returns which rows differ plus the figures the report needs (null mismatches,
+Each comparison returns which rows differ plus the figures the report needs (null mismatches,
 largest absolute and ULP differences, bit identity). The rules are the ones general-purpose
 frame comparisons get wrong for predictions: NaN equals NaN, NaN is not null, an infinity
 equals only itself, and no tolerance is applied to anything but floats.
@@ -50,7 +50,7 @@ def diff_column(
     """Compare two aligned arrays of type ``plan.target``.
 
     Args:
-        plan: The column's plan; its kind picks the kernel.
+        plan: The column's plan; its kind picks the comparison.
         left: Values of the left side, one per matched row.
         right: Values of the right side, aligned with ``left``.
         tolerance: Applied to floats (and float list elements) only.
