@@ -217,14 +217,58 @@ def test_certificate_follows_bundle_settings_and_verdict(tmp_path):
     )
 
 
+def test_certificate_records_each_kinds_libraries_and_torch_for_transforms(tmp_path):
+    """Every registered kind declares the libraries that can change its results, and the
+    certificate records them; torch counts for any bundle with transforms, so a torch upgrade voids
+    the certificate of a bundle whose transforms run in torch, whatever its kind."""
+    from importlib import metadata
+
+    from common.model.kinds import kind_libraries
+    from common.rollout.certificate import check_certificate, fingerprint, library_versions, write_certificate
+    from common.spec.bundle import load_bundle
+    from common.spec.job import load_job
+    from common.spec.kinds import kind_names
+
+    def installed(name):
+        try:
+            return metadata.version(name)
+        except metadata.PackageNotFoundError:
+            return None
+
+    job = load_job(make_job(tmp_path / "job", rows=20))
+    bundle = load_bundle(job.bundle_path)
+    assert bundle.kind == "sklearn" and bundle.transforms
+    for kind in kind_names():
+        libraries = kind_libraries(kind)
+        found = {name: installed(name) for name in libraries if installed(name)}
+        assert found, f"kind {kind}: none of its libraries {libraries} is an installed distribution"
+        recorded = library_versions(replace(bundle, kind=kind, transforms=()))
+        assert found.items() <= recorded.items(), kind
+    assert "torch" not in library_versions(replace(bundle, transforms=()))  # sklearn alone: no torch
+    assert library_versions(bundle)["torch"] == installed("torch")
+
+    runs = {"reference": None, "spark": None, "ray": None}
+    path = write_certificate(job, fingerprint(job), report=_compared(tmp_path / "a", differ=False), runs=runs)
+    assert check_certificate(job).certified
+    data = json.loads(path.read_text())
+    data["versions"]["torch"] = "0.0.1"
+    path.write_text(json.dumps(data))
+    status = check_certificate(job)
+    assert not status.certified and status.reason.endswith(
+        f"versions changed since certification: torch 0.0.1 -> {installed('torch')}"
+    )
+
+
 def test_fleet_page_is_self_contained(tmp_path):
-    from common.rollout.fleet import DIFFERS, ERROR, PASS, FleetResult, FleetRow, write_fleet
+    from common.parity.report_data import DIFFERS, WITHIN_TOLERANCE
+    from common.rollout.certificate import ERROR
+    from common.rollout.fleet import FleetResult, FleetRow, write_fleet
 
     rows = [
         FleetRow(
             "a",
             "/jobs/a.toml",
-            PASS,
+            WITHIN_TOLERANCE,
             rows=10,
             engines={
                 "spark": {"seconds": 2.0, "rows_per_second": 5.0},
@@ -257,4 +301,8 @@ def test_fleet_page_is_self_contained(tmp_path):
     assert lines[1].split()[0] == "generation_transformers_nightly"
     assert lines[0].index("verdict") == lines[1].index("within") == lines[2].index("DIFFERS")
     data = json.loads(paths["json"].read_text())
-    assert data["exit_code"] == 2 and [j["verdict"] for j in data["jobs"]] == [PASS, DIFFERS, ERROR]
+    assert data["exit_code"] == 2 and [j["verdict"] for j in data["jobs"]] == [
+        WITHIN_TOLERANCE,
+        DIFFERS,
+        ERROR,
+    ]

@@ -17,6 +17,10 @@ from typing import Any
 
 from common.spec.parity import ParitySettings
 
+#: the verdict words of a column, a comparison, a shadow run and a fleet's job: equal bit for bit,
+#: equal within the ``[parity]`` tolerances (bit-identical included), or not.
+BIT_IDENTICAL, WITHIN_TOLERANCE, DIFFERS = "bit-identical", "within tolerance", "DIFFERS"
+
 
 @dataclass
 class SideSummary:
@@ -79,10 +83,10 @@ class ColumnResult:
         if self.status == "incompatible":
             return "INCOMPATIBLE"
         if self.unequal:
-            return "DIFFERS"
+            return DIFFERS
         if not self.compared:
             return "no rows"
-        return "bit-identical" if self.bit_identical else "within tolerance"
+        return BIT_IDENTICAL if self.bit_identical else WITHIN_TOLERANCE
 
 
 @dataclass

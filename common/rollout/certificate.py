@@ -16,27 +16,21 @@ import platform
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from common.spec.identity import changed_settings, result_settings, settings_hash
+
+if TYPE_CHECKING:  # the CLI imports this module to parse its arguments: no pyarrow until needed
+    from common.spec.bundle import Bundle
 
 FORMAT = 1
 SUFFIX = ".parity.json"
 CERTIFIED_BACKENDS = ("spark", "ray")
+#: a certificate's verdict, as its file stores it: the parity run passed, failed, or could not finish.
 PASS, FAIL, ERROR = "pass", "fail", "error"
 
-_ENGINE_LIBRARIES = ("pyspark", "ray", "pyarrow", "numpy", "pandas")
-# The model library of each bundle kind, by distribution name; a kind with CPU and GPU builds of
-# one module lists both, and whichever is installed is recorded.
-_KIND_LIBRARIES = {
-    "sklearn": ("scikit-learn",),
-    "torch": ("torch",),
-    "python": ("torch",),
-    "xgboost": ("xgboost", "xgboost-cpu"),
-    "lightgbm": ("lightgbm",),
-    "onnx": ("onnxruntime", "onnxruntime-gpu"),
-    "transformers": ("transformers", "tokenizers", "torch"),
-}
+#: the distributions every run computes with, recorded whether installed or not.
+ENGINE_LIBRARIES = ("pyspark", "ray", "pyarrow", "numpy", "pandas")
 
 
 def certificate_path(job_path: Path) -> Path:
@@ -49,12 +43,19 @@ def short_hash(digest: str) -> str:
     return digest[:6]
 
 
-def library_versions(kind: str) -> dict[str, str]:
-    """Versions of Python, the engines and the libraries that compute a ``kind`` bundle's results."""
+def library_versions(bundle: Bundle) -> dict[str, str]:
+    """Versions of Python, the engines and the libraries that compute ``bundle``'s results: its
+    kind's (``common.model.kinds.kind_libraries``) and, when it has transforms, the transform
+    ops' (``common.model.transform_ops.LIBRARIES``). Of a kind's CPU and GPU builds of one module,
+    whichever is installed is recorded."""
+    from common.model.kinds import kind_libraries
+    from common.model.transform_ops import LIBRARIES as TRANSFORM_LIBRARIES
+
     versions = {"python": platform.python_version()}
-    for name in _ENGINE_LIBRARIES:
+    for name in ENGINE_LIBRARIES:
         versions[name] = _version(name) or "not installed"
-    for name in _KIND_LIBRARIES.get(kind, ()):
+    libraries = kind_libraries(bundle.kind) + (TRANSFORM_LIBRARIES if bundle.transforms else ())
+    for name in libraries:
         found = _version(name)
         if found:
             versions[name] = found
@@ -86,7 +87,7 @@ def fingerprint(job) -> Fingerprint:
     from common.spec.bundle import load_bundle
 
     bundle = load_bundle(job.bundle_path)
-    return Fingerprint(bundle.content_hash(), result_settings(job), library_versions(bundle.kind))
+    return Fingerprint(bundle.content_hash(), result_settings(job), library_versions(bundle))
 
 
 def write_certificate(job, current: Fingerprint, *, report=None, runs=None, error: str | None = None) -> Path:

@@ -19,9 +19,10 @@ from pathlib import Path
 from typing import Any
 
 from common.errors import EXIT_ERROR, EXIT_OK, EXIT_PARITY_FAILED, BatchPredictError
-from common.rollout.certificate import CERTIFIED_BACKENDS, fingerprint, write_certificate
+from common.parity.report_data import DIFFERS, WITHIN_TOLERANCE
+from common.rollout.certificate import CERTIFIED_BACKENDS, ERROR, fingerprint, write_certificate
+from common.rollout.fleet_html import render_fleet_html
 
-PASS, DIFFERS, ERROR = "within tolerance", "DIFFERS", "error"
 FLEET_JSON, INDEX_HTML = "fleet.json", "index.html"
 
 
@@ -95,7 +96,7 @@ class FleetResult:
                 f"{r.job[:width]:<{width}} {r.verdict:<17} {rows:>9} {_seconds(spark):>8} {_seconds(ray):>8} "
                 f"{_ratio(r.ray_speedup):>9}  {detail or '-'}"
             )
-        counts = {v: sum(r.verdict == v for r in self.rows) for v in (PASS, DIFFERS, ERROR)}
+        counts = {v: sum(r.verdict == v for r in self.rows) for v in (WITHIN_TOLERANCE, DIFFERS, ERROR)}
         lines.append(f"{len(self.rows)} jobs: " + ", ".join(f"{n} {v}" for v, n in counts.items()))
         lines.append(f"fleet report: {self.paths['html']}")
         return lines
@@ -156,7 +157,7 @@ def _run_one(job, name: str, report_dir: Path, backends: Sequence[str], progress
         last = traceback.format_exception_only(type(exc), exc)[-1].strip()
         row.error = f"{type(exc).__name__}: {last.splitlines()[0][:300]}"
         return row
-    row.verdict = PASS if report.ok else DIFFERS
+    row.verdict = WITHIN_TOLERANCE if report.ok else DIFFERS
     row.rows = max((s.rows for s in report.sides), default=0)
     row.problems = report.problems()
     row.differing_columns = [
@@ -194,8 +195,6 @@ def _unique(name: str, fallback: str, taken: set[str]) -> str:
 
 def write_fleet(rows: list[FleetRow], report_dir: Path) -> dict[str, Path]:
     """Writes ``fleet.json`` and ``index.html`` into ``report_dir``; returns their paths."""
-    from common.rollout.fleet_html import render_fleet_html
-
     generated = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     paths = {"json": report_dir / FLEET_JSON, "html": report_dir / INDEX_HTML}
     result = FleetResult(rows, paths)

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import html
 
+from common.parity.report_data import DIFFERS, WITHIN_TOLERANCE
+from common.rollout.certificate import ERROR
+
 _CSS = """
 body{font-family:system-ui,sans-serif;margin:2em;color:#222;max-width:1400px}
 table{border-collapse:collapse;margin:.5em 0 1.5em}
@@ -32,10 +35,8 @@ def _e(value: object) -> str:
 
 def render_fleet_html(rows, generated: str) -> str:
     """The page as one string; ``rows`` are ``FleetRow``s."""
-    from common.rollout.fleet import DIFFERS, ERROR, PASS
-
-    counts = {v: sum(r.verdict == v for r in rows) for v in (PASS, DIFFERS, ERROR)}
-    css = {PASS: "ok", DIFFERS: "bad", ERROR: "err"}
+    counts = {v: sum(r.verdict == v for r in rows) for v in (WITHIN_TOLERANCE, DIFFERS, ERROR)}
+    css = {WITHIN_TOLERANCE: "ok", DIFFERS: "bad", ERROR: "err"}
     parts = [
         "<!DOCTYPE html><html><head><meta charset='utf-8'><title>Fleet parity</title>",
         f"<style>{_CSS}</style></head><body><h1>Fleet parity</h1>",

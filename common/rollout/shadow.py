@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from common.errors import EXIT_ERROR, EXIT_OK, EXIT_PARITY_FAILED, BatchPredictError
+from common.parity.report_data import BIT_IDENTICAL, DIFFERS, WITHIN_TOLERANCE
 
 
 def shadow_paths(output: Path, backend: str) -> tuple[Path, Path]:
@@ -59,7 +60,7 @@ def run_shadow(job, primary, backend: str) -> ShadowResult:
     pair = report.pairs[0]
     if report.ok:
         exact = all(c.bit_identical for c in pair.columns if c.status == "compared")
-        verdict = "bit-identical" if exact else "within tolerance"
+        verdict = BIT_IDENTICAL if exact else WITHIN_TOLERANCE
         return ShadowResult(
             backend,
             f"shadow {backend}: {verdict} with {primary.backend} ({pair.matched:,} rows compared, "
@@ -70,6 +71,6 @@ def run_shadow(job, primary, backend: str) -> ShadowResult:
     more = f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""
     return ShadowResult(
         backend,
-        f"shadow {backend}: DIFFERS: {problems[0]}{more} -> {shadow_out}; report {paths['html']}",
+        f"shadow {backend}: {DIFFERS}: {problems[0]}{more} -> {shadow_out}; report {paths['html']}",
         EXIT_PARITY_FAILED,
     )
