@@ -37,10 +37,12 @@ examples: venv
 demo: check-java examples
 	$(PY) -m examples.demo
 
-# ruff (rules and line length in pyproject.toml): `make test` and so CI run it first.
+# ruff (rules and line length in pyproject.toml) and the import contracts (lint-imports,
+# [tool.importlinter] in pyproject.toml): `make test` and so CI run them first.
 lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	PYTHONPATH=$(CURDIR) $(VENV)/bin/lint-imports
 
 format: venv
 	$(VENV)/bin/ruff format .
