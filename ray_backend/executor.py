@@ -53,29 +53,18 @@ class PredictBatches:
         device_log: str | None = None,
     ):
         self.predictor = cached_predictor(
-            bundle_path, True, passthrough, policy, threads=threads, host_stage_done=host_stage_done
+            bundle_path,
+            run_transforms=True,
+            passthrough=passthrough,
+            policy=policy,
+            threads=threads,
+            host_stage_done=host_stage_done,
         )
         _ = self.predictor.model  # load now, so a broken model fails at actor start
         note_device(device_log, self.predictor.device)
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         return self.predictor.run_batch(batch)
-
-
-def ensure_ray(settings: RaySettings) -> float:
-    """Starts or joins Ray unless it is already running here; returns the start seconds
-    (``ray_backend.engine``: the start options, shipping the code to a cluster, the auth hint)."""
-    if ray.is_initialized():
-        for name in ("address", "runtime_env"):
-            if getattr(settings, name):
-                warnings.warn(
-                    f"Ray is already initialised in this process; [ray] {name} = "
-                    f"{getattr(settings, name)!r} is ignored",
-                    stacklevel=2,
-                )
-        return 0.0
-    ship = None if settings.ship_code == "auto" else bool(settings.ship_code)
-    return engine.start(settings.address, dict(settings.runtime_env), ship_code=ship)
 
 
 def replica_resources(
@@ -107,7 +96,7 @@ def replica_resources(
 
 
 def run(job: Job, bundle: Bundle, inputs: InputInfo, stage: Path, settings: RaySettings) -> EngineRun:
-    startup = ensure_ray(settings)
+    startup = engine.start(settings)
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = settings.progress_bars
     # Ray Data reserves a share of the cluster for each operator's outputs; on 2 CPUs that let one
