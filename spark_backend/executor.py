@@ -1,8 +1,5 @@
 """Runs a job on Spark: read, transforms as Spark columns, model in an Arrow batch UDF, write Parquet.
 
-``run`` has the shape of ``ray_backend.executor.run``: the engine (``spark_backend.engine``), the
-input (``spark_backend.reading``), the bundle, then Parquet into the staging folder.
-
 The model is applied with ``mapInArrow`` (or ``mapInPandas`` when ``[spark] udf = "pandas"``): an
 iterator-of-batches UDF whose Predictor is cached per Python worker, so the model loads once per
 worker process, not per batch. Arrow batches hold the bundle's ``batch_size`` rows.
@@ -103,6 +100,9 @@ def task_device(wanted: str, context=None) -> str:
 
 
 def run(job: Job, bundle: Bundle, inputs: InputInfo, stage: Path, settings: SparkSettings) -> EngineRun:
+    """``Backend.run`` on Spark, shaped as ``ray_backend.executor.run``: the engine
+    (``engine.start``), the input (``reading.read_input``), the bundle (``predict_dataframe``),
+    then Parquet into ``stage``."""
     engine.quiet_loggers()
     session, startup = engine.start(settings)
     engine.set_runtime_conf(session, "spark.sql.execution.arrow.maxRecordsPerBatch", str(bundle.batch_size))
