@@ -109,15 +109,15 @@ class Contender:
 
 
 def _spark_session(job: Job):
-    from spark_backend.executor import get_session
+    from spark_backend import engine
 
-    return get_session(job.backend_settings("spark"))
+    return engine.start(job.backend_settings("spark"))
 
 
 def _start_ray(job: Job) -> float:
-    from ray_backend.executor import ensure_ray
+    from ray_backend import engine
 
-    return ensure_ray(job.backend_settings("ray"))
+    return engine.start(job.backend_settings("ray"))
 
 
 class Executor(Contender):

@@ -85,17 +85,18 @@ def install(backend: str) -> None:
     if backend == "ray":
         import ray.data
 
-        import ray_backend.executor as executor
+        import ray_backend.engine as engine
 
-        _wrap(executor, "ensure_ray", "engine start")
+        _wrap(engine, "start", "engine start")
         _wrap(ray.data.Dataset, "write_parquet", "engine: read, predict, write")
     elif backend == "spark":
         from pyspark.sql.readwriter import DataFrameWriter
 
-        import spark_backend.executor as executor
+        import spark_backend.engine as engine
+        import spark_backend.reading as reading
 
-        _wrap(executor, "get_session", "engine start")
-        _wrap(executor, "read_input", "engine: plan the read")
+        _wrap(engine, "start", "engine start")
+        _wrap(reading, "read_input", "engine: plan the read")
         _wrap(DataFrameWriter, "parquet", "engine: read, predict, write")
 
 

@@ -5,6 +5,10 @@ Every check on user input (job file, bundle, input data, output path) raises a s
 message on one line and exits with ``EXIT_ERROR``; nothing is published.
 """
 
+from __future__ import annotations
+
+from collections.abc import Iterator
+
 EXIT_OK = 0
 EXIT_PARITY_FAILED = 1
 EXIT_ERROR = 2
@@ -31,3 +35,17 @@ class InputError(BatchPredictError):
 
 class OutputError(BatchPredictError):
     """The output destination exists, is not writable, or the run's output failed a check."""
+
+
+def error_chain(exc: BaseException) -> Iterator[BaseException]:
+    """``exc`` and every exception it carries, each once: its ``__cause__`` and ``__context__``, and
+    an engine's ``cause`` attribute (Ray's ``RayTaskError`` keeps the worker's exception there)."""
+    seen: set[int] = set()
+    todo: list[BaseException | None] = [exc]
+    while todo:
+        current = todo.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        todo += [getattr(current, "cause", None), current.__cause__, current.__context__]

@@ -1,7 +1,7 @@
 """Mutation tests: a deliberately wrong transform on one side must fail parity, naming the
 column and the side.
 
-The wrong implementations are injected into the Spark side's expression builders in the driver
+The wrong implementations replace ops in the Spark side's registry (``SPARK_OPS``) in the driver
 (where Spark's plan is built), so they really run inside Spark; Ray and the reference stay right.
 Each is a classic migration bug: half-even rounding instead of HALF_UP, a different hash, and
 null treated as 0.
@@ -14,6 +14,7 @@ from pyspark.sql import functions as F
 
 import spark_backend.transforms as spark_transforms
 from common.parity.runner import run_parity
+from common.spec.transforms import NUMERIC_OPS
 from parity_tests.conftest import write_job
 from parity_tests.hard_inputs import hard_table, write_layout, write_probe_bundle
 
@@ -24,33 +25,31 @@ ulps = 1
 
 
 def half_even_round(original):
-    def numeric(op, x, p):
-        return F.bround(x, p["scale"]) if op == "round" else original(op, x, p)
+    def columns(t, col, typ):
+        return {t.output: F.bround(col.cast("double"), t.params["scale"]).cast("double")}
 
-    return "_numeric", numeric
+    return columns
 
 
 def other_hash(original):
-    def columns(df, t):
-        if t.op == "hash_bucket":
-            col = F.col(f"`{t.column}`")
-            return {t.output: F.pmod(F.xxhash64(col), F.lit(t.params["buckets"])).cast("long")}
-        return original(df, t)
+    def columns(t, col, typ):
+        return {t.output: F.pmod(F.xxhash64(col), F.lit(t.params["buckets"])).cast("long")}
 
-    return "_columns", columns
+    return columns
 
 
 def null_as_zero(original):
-    def numeric(op, x, p):
-        return original(op, F.coalesce(x, F.lit(0.0)), p)
+    def columns(t, col, typ):
+        return original(t, F.coalesce(col, F.lit(0.0)), typ)
 
-    return "_numeric", numeric
+    return columns
 
 
+# name -> (the mutation of an op's Spark columns, the ops it replaces, the columns it must be blamed on)
 MUTATIONS = {
-    "round_half_even": (half_even_round, "_numeric", ["out_x_round"]),
-    "different_hash": (other_hash, "_columns", ["out_s_hash", "out_n_hash"]),
-    "null_as_zero": (null_as_zero, "_numeric", ["out_x_log1p", "out_x_std", "out_x_round", "out_x_bucket"]),
+    "round_half_even": (half_even_round, ["round"], ["out_x_round"]),
+    "different_hash": (other_hash, ["hash_bucket"], ["out_s_hash", "out_n_hash"]),
+    "null_as_zero": (null_as_zero, NUMERIC_OPS, ["out_x_log1p", "out_x_std", "out_x_round", "out_x_bucket"]),
 }
 
 
@@ -71,9 +70,9 @@ def test_clean_run_passes(probe_job, engines, tmp_path):
 
 @pytest.mark.parametrize("name", sorted(MUTATIONS))
 def test_mutation_is_caught_and_attributed(name, probe_job, engines, tmp_path, monkeypatch):
-    make, attribute, columns = MUTATIONS[name]
-    patched_name, patched = make(getattr(spark_transforms, attribute))
-    monkeypatch.setattr(spark_transforms, patched_name, patched)
+    make, ops, columns = MUTATIONS[name]
+    for op in ops:
+        monkeypatch.setitem(spark_transforms.SPARK_OPS, op, make(spark_transforms.SPARK_OPS[op]))
     report, _, _ = run_parity(probe_job, tmp_path)
     assert not report.ok
     findings = report.reference_findings()

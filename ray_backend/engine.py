@@ -1,4 +1,5 @@
-"""Starting, joining and stopping the Ray instance this process uses.
+"""Starting, joining and stopping the Ray instance this process uses (``start``, ``running``,
+``stop``, as ``spark_backend.engine``).
 
 A local start has no dashboard and reports no usage. Turning off worker prestart and metrics
 collection as well was measured in paired cold runs and made no difference that the noise of a
@@ -21,6 +22,10 @@ import threading
 import time
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ray_backend.settings import RaySettings
 
 _QUIET_LOGGERS = ("ray.data._internal.progress", "ray.data")
 
@@ -32,7 +37,23 @@ def _quiet_environment() -> None:
     os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
 
 
-def start(address: str = "", runtime_env: dict | None = None, ship_code: bool | None = None) -> float:
+def start(settings: RaySettings) -> float:
+    """Starts or joins Ray unless it is already running here; returns the start seconds
+    (``init_ray``: the start options, shipping the code to a cluster, the auth hint)."""
+    if running():
+        for name in ("address", "runtime_env"):
+            if getattr(settings, name):
+                warnings.warn(
+                    f"Ray is already initialised in this process; [ray] {name} = "
+                    f"{getattr(settings, name)!r} is ignored",
+                    stacklevel=2,
+                )
+        return 0.0
+    ship = None if settings.ship_code == "auto" else bool(settings.ship_code)
+    return init_ray(settings.address, dict(settings.runtime_env), ship_code=ship)
+
+
+def init_ray(address: str = "", runtime_env: dict | None = None, ship_code: bool | None = None) -> float:
     """Starts Ray here (``address`` empty) or joins the cluster at ``address``; returns seconds.
 
     Joining a cluster whose head is on another machine ships this harness's packages as

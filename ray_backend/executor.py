@@ -21,7 +21,7 @@ from pathlib import Path
 import pyarrow as pa
 import ray
 
-from common.errors import BatchPredictError
+from common.errors import BatchPredictError, error_chain
 from common.model.handler import has_preprocess
 from common.model.kinds import handler_for
 from common.model.predictor import ErrorPolicy, cached_predictor, error_policy
@@ -53,29 +53,18 @@ class PredictBatches:
         device_log: str | None = None,
     ):
         self.predictor = cached_predictor(
-            bundle_path, True, passthrough, policy, threads=threads, host_stage_done=host_stage_done
+            bundle_path,
+            run_transforms=True,
+            passthrough=passthrough,
+            policy=policy,
+            threads=threads,
+            host_stage_done=host_stage_done,
         )
         _ = self.predictor.model  # load now, so a broken model fails at actor start
         note_device(device_log, self.predictor.device)
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         return self.predictor.run_batch(batch)
-
-
-def ensure_ray(settings: RaySettings) -> float:
-    """Starts or joins Ray unless it is already running here; returns the start seconds
-    (``ray_backend.engine``: the start options, shipping the code to a cluster, the auth hint)."""
-    if ray.is_initialized():
-        for name in ("address", "runtime_env"):
-            if getattr(settings, name):
-                warnings.warn(
-                    f"Ray is already initialised in this process; [ray] {name} = "
-                    f"{getattr(settings, name)!r} is ignored",
-                    stacklevel=2,
-                )
-        return 0.0
-    ship = None if settings.ship_code == "auto" else bool(settings.ship_code)
-    return engine.start(settings.address, dict(settings.runtime_env), ship_code=ship)
 
 
 def replica_resources(
@@ -107,7 +96,9 @@ def replica_resources(
 
 
 def run(job: Job, bundle: Bundle, inputs: InputInfo, stage: Path, settings: RaySettings) -> EngineRun:
-    startup = ensure_ray(settings)
+    """``Backend.run`` on Ray, shaped as ``spark_backend.executor.run``: the engine
+    (``engine.start``), the input (``reading``), the bundle, then Parquet into ``stage``."""
+    startup = engine.start(settings)
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = settings.progress_bars
     # Ray Data reserves a share of the cluster for each operator's outputs; on 2 CPUs that let one
@@ -168,15 +159,13 @@ def _run(job: Job, bundle: Bundle, inputs: InputInfo, stage: Path, settings: Ray
         }
         # The write gets the same remote arguments, or Ray Data would not fuse it into the task.
         write_args = {"num_cpus": task_cpus, "max_retries": 3}
-        with warnings.catch_warnings():  # max_retries travels as **ray_remote_args (see _replica_pool)
-            warnings.filterwarnings("ignore", message="`ray_remote_args` is deprecated")
-            ds = ds.map_batches(
-                predict_units,
-                fn_kwargs={"read": read, "predictor": predictor, "device_log": devices},
-                batch_size=1,
-                batch_format="pyarrow",
-                **write_args,
-            )
+        ds = map_batches(
+            ds,
+            predict_units,
+            batch_size=1,
+            fn_kwargs={"read": read, "predictor": predictor, "device_log": devices},
+            **write_args,
+        )
         details["replica_cpus"] = task_cpus
     else:
         stage_args = None
@@ -188,15 +177,20 @@ def _run(job: Job, bundle: Bundle, inputs: InputInfo, stage: Path, settings: Ray
                 "preprocess": preprocess,
                 "key": tuple(job.key),
             }
-        ds = ds.map_batches(
-            read_units,
-            fn_kwargs={"read": read, "cpu_stage": stage_args},
-            batch_size=1,
-            batch_format="pyarrow",
-            num_cpus=1,
+        ds = map_batches(
+            ds, read_units, batch_size=1, fn_kwargs={"read": read, "cpu_stage": stage_args}, num_cpus=1
         )
         ds = _replica_pool(
-            ds, bundle, job, policy, devices, batch_size, cpus, gpus, replicas, cpu_stage is not None
+            ds,
+            bundle,
+            job,
+            policy,
+            devices,
+            batch_size,
+            cpus,
+            gpus,
+            replicas,
+            host_stage_done=cpu_stage is not None,
         )
         host_ops, preprocess = cpu_stage or ([], False)
         details.update(
@@ -211,34 +205,48 @@ def _run(job: Job, bundle: Bundle, inputs: InputInfo, stage: Path, settings: Ray
     return EngineRun(startup_seconds=startup, device=device, details=details)
 
 
-def _replica_pool(ds, bundle, job, policy, devices, batch_size, cpus, gpus, replicas, host_stage_done: bool):
+def _replica_pool(
+    ds, bundle, job, policy, devices, batch_size, cpus, gpus, replicas, *, host_stage_done: bool
+):
     """The model replicas: an actor pool (GPUs when reserved), fed by the read tasks."""
+    return map_batches(
+        ds,
+        PredictBatches,
+        batch_size=batch_size,
+        actors=replicas,
+        fn_constructor_kwargs={
+            "bundle_path": str(bundle.path),
+            "passthrough": job.passthrough_columns,
+            "policy": policy,
+            "threads": max(1, round(cpus)),
+            "host_stage_done": host_stage_done,
+            "device_log": devices,
+        },
+        zero_copy_batch=True,
+        num_cpus=cpus,
+        num_gpus=gpus,
+        # A replica that dies (OOM, lost node, crash) is restarted and its batch retried, at most
+        # 3 times per batch: Ray's default (-1) retries a batch that always kills its replica
+        # forever. Exceptions raised by the model are not retried (a deterministic error recurs).
+        max_restarts=-1,
+        max_task_retries=3,
+    )
+
+
+def map_batches(ds: ray.data.Dataset, fn, *, batch_size: int, actors: int = 0, **options) -> ray.data.Dataset:
+    """Ray Data's ``map_batches`` on pyarrow tables: the one call of it, since its signature has
+    changed across Ray versions (``compute=`` vs ``concurrency=``). ``actors`` > 0 runs ``fn`` (a
+    callable class) in a pool of that many actors; else each batch is a task.
+
+    Retry bounds (``max_retries``, ``max_restarts``, ``max_task_retries``) travel in ``options`` as
+    ``**ray_remote_args``, which Ray 2.60 deprecates (removal announced for 2.64) without a named
+    replacement; the bound matters, so it stays and the deprecation warning is silenced here.
+    """
+    if actors:
+        options["compute"] = ray.data.ActorPoolStrategy(size=actors)
     with warnings.catch_warnings():
-        # max_restarts / max_task_retries travel as **ray_remote_args, which Ray 2.60 deprecates
-        # (removal announced for 2.64) without a named replacement; the bound matters, so keep it.
         warnings.filterwarnings("ignore", message="`ray_remote_args` is deprecated")
-        return ds.map_batches(
-            PredictBatches,
-            fn_constructor_kwargs={
-                "bundle_path": str(bundle.path),
-                "passthrough": job.passthrough_columns,
-                "policy": policy,
-                "threads": max(1, round(cpus)),
-                "host_stage_done": host_stage_done,
-                "device_log": devices,
-            },
-            batch_size=batch_size,
-            batch_format="pyarrow",
-            zero_copy_batch=True,
-            compute=ray.data.ActorPoolStrategy(size=replicas),
-            num_cpus=cpus,
-            num_gpus=gpus,
-            # A replica that dies (OOM, lost node, crash) is restarted and its batch retried, at most
-            # 3 times per batch: Ray's default (-1) retries a batch that always kills its replica
-            # forever. Exceptions raised by the model are not retried (a deterministic error recurs).
-            max_restarts=-1,
-            max_task_retries=3,
-        )
+        return ds.map_batches(fn, batch_size=batch_size, batch_format="pyarrow", **options)
 
 
 def task_cpu_share(settings: RaySettings, resources: dict[str, float] | None = None) -> float:
@@ -281,13 +289,6 @@ def _drop_retry_notes(exc: BaseException) -> None:
     """Ray Data appends its retry advice to the message of the exception a task raised ("Failed to
     apply UDF transform after 1/1 attempts ... if you believe this to be transient.", in
     ``args[0]``); our own errors keep their one line, so the advice is cut from them again."""
-    seen: set[int] = set()
-    todo: list[BaseException | None] = [exc]
-    while todo:
-        current = todo.pop()
-        if current is None or id(current) in seen:
-            continue
-        seen.add(id(current))
+    for current in error_chain(exc):
         if isinstance(current, BatchPredictError) and current.args and isinstance(current.args[0], str):
             current.args = (_RETRY_NOTE.sub("", current.args[0]), *current.args[1:])
-        todo += [getattr(current, "cause", None), current.__cause__, current.__context__]

@@ -1,5 +1,5 @@
 """Starting and stopping the Spark engine this process uses: a local or cluster driver JVM, or a
-Spark Connect server.
+Spark Connect server (``start``, ``running``, ``stop``, as ``ray_backend.engine``).
 
 A job's fixed cost on Spark is mostly the driver JVM's start: JIT compilation and class loading
 (measured: 22 of the JVM's 29 CPU-seconds for a one-row job). Two JVM options cut it, measured
@@ -12,12 +12,20 @@ file, not to the user's terminal (``-Dlog4j2.configurationFile`` at ERROR, and i
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
 import tempfile
 import time
+import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+from spark_backend.settings import SparkSettings
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
 
 HERE = Path(__file__).resolve().parent
 LOG4J2_CONFIG = HERE / "log4j2.properties"
@@ -133,6 +141,133 @@ def launch_driver_jvm(conf: dict[str, str]):
     SparkContext._gateway = gateway
     SparkContext._jvm = gateway.jvm
     return gateway, log
+
+
+# Settings the harness needs whatever the job says: UTC session time (time-zone transforms name
+# their zone explicitly) and Arrow for the UDF.
+_FIXED_CONF = {
+    "spark.sql.session.timeZone": "UTC",
+    "spark.sql.execution.arrow.pyspark.enabled": "true",
+    "spark.ui.showConsoleProgress": "false",
+}
+# What a Spark Connect client may set on its session (the server owns the static settings).
+_CONNECT_CONF = {"spark.sql.session.timeZone": "UTC"}
+
+
+def start(settings: SparkSettings) -> tuple[SparkSession, float]:
+    """The active SparkSession, or a new one from the settings; returns it and its start seconds.
+
+    A new local or cluster session starts its driver JVM with this module's options
+    (C1-only JIT, the venv's class-data-sharing archive, quiet logging, the JVM's output in a log
+    file); ``[spark] remote`` connects to a running Spark Connect server instead.
+    """
+    from pyspark.sql import SparkSession
+
+    active = SparkSession.getActiveSession()
+    if active is not None:
+        master = master_url(active)
+        if settings.remote or (master != settings.master and settings.master != SparkSettings.master):
+            wanted = f"remote = {settings.remote}" if settings.remote else f"master = {settings.master}"
+            warnings.warn(
+                f"reusing the running Spark session on {master}; [spark] {wanted} is ignored", stacklevel=2
+            )
+        for key, value in {**_FIXED_CONF, **settings.conf}.items():
+            set_runtime_conf(active, key, str(value))
+        return active, 0.0
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+    started = time.perf_counter()
+    if settings.remote:
+        session = SparkSession.builder.remote(settings.remote).getOrCreate()
+        for key, value in {**_CONNECT_CONF, **settings.conf}.items():
+            set_runtime_conf(session, key, str(value))
+        own(session)
+        return session, time.perf_counter() - started
+    if settings.master.startswith("local"):
+        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")  # no hostname lookup, and no warning about it
+    conf = {
+        "spark.master": settings.master,
+        "spark.app.name": settings.app_name,
+        "spark.ui.enabled": "false",
+        **_FIXED_CONF,
+        **{k: str(v) for k, v in settings.conf.items()},
+    }
+    conf["spark.driver.extraJavaOptions"] = " ".join(
+        filter(None, [driver_java_options(), conf.get("spark.driver.extraJavaOptions", "")])
+    )
+    if settings.task_gpus:
+        conf.setdefault("spark.task.resource.gpu.amount", str(settings.task_gpus))
+    _, log = launch_driver_jvm(conf)
+    builder = SparkSession.builder
+    for key, value in conf.items():
+        builder = builder.config(key, value)
+    session = builder.getOrCreate()
+    own(session, log)
+    session.sparkContext.setLogLevel("ERROR")
+    if settings.master.split("[")[0] != "local":  # executors in their own processes, maybe other machines
+        session.sparkContext.addPyFile(str(_harness_archive()))
+    return session, time.perf_counter() - started
+
+
+def master_url(session: SparkSession) -> str:
+    """The session's master URL; a Spark Connect session has no SparkContext to ask."""
+    try:
+        return session.sparkContext.master
+    except Exception:  # PySparkNotImplementedError on Spark Connect
+        return "connect"
+
+
+def _harness_archive() -> Path:
+    """This harness's own packages (``common``, ``spark_backend``) in one zip for ``addPyFile``,
+    so cluster executors run the driver's code: the nodes need the same Python, pyspark and the
+    model libraries, not this package. The zip lives until the driver exits (Spark serves it)."""
+    import atexit
+    import shutil
+    import tempfile
+    import zipfile
+
+    import common
+
+    folder = Path(tempfile.mkdtemp(prefix="batch-predict-pyfiles-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    archive = folder / "batch_predict_harness.zip"
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zf:
+        for package in (Path(common.__file__).parent, Path(__file__).parent):
+            for file in sorted(package.rglob("*.py")):
+                zf.write(file, file.relative_to(package.parent))
+    return archive
+
+
+def set_runtime_conf(session: SparkSession, key: str, value: str) -> None:
+    """Sets a runtime conf on the session; one that cannot change on a running session warns."""
+    if session.conf.get(key, None) == value:
+        return
+    try:
+        session.conf.set(key, value)
+    except Exception:  # static configs cannot change on a running session
+        warnings.warn(
+            f"Spark conf {key} cannot change on the running session; it keeps "
+            f"{session.conf.get(key, None)!r}",
+            stacklevel=2,
+        )
+
+
+def running() -> bool:
+    """Whether a Spark session is active in this process (this process's own or someone else's)."""
+    if "pyspark" not in sys.modules:
+        return False
+    from pyspark.sql import SparkSession
+
+    return SparkSession.getActiveSession() is not None
+
+
+def quiet_loggers() -> None:
+    """pyspark logs every query error as a JSON line on stderr before raising it; the runner
+    reports the error itself, as one line."""
+    from pyspark.logger import PySparkLogger
+
+    for name in ("SQLQueryContextLogger", "DataFrameQueryContextLogger"):
+        PySparkLogger.getLogger(name).setLevel(logging.CRITICAL + 1)
 
 
 _owned: dict = {}  # what this process started: {"session": SparkSession, "log": JvmLog}

@@ -77,7 +77,7 @@ def _col(name: str):
 
 def run(job, bundle, inputs, stage: Path, settings: LegacySettings) -> EngineRun:
     """Runs the bundle's ``legacy_pipeline`` on the job's input and writes Parquet into ``stage``."""
-    from spark_backend.executor import _set_runtime_conf, get_session, read_input
+    from spark_backend import engine, reading
 
     if bundle.legacy_pipeline is None:
         raise JobError(f"bundle {bundle.path} names no legacy_pipeline, which the legacy backend runs")
@@ -86,11 +86,13 @@ def run(job, bundle, inputs, stage: Path, settings: LegacySettings) -> EngineRun
             f"{job.path}: the legacy backend runs the Spark ML pipeline as it is and sets no failing "
             'row aside; use on_error = "fail"'
         )
-    session, startup = get_session(job.backend_settings("spark"))
+    session, startup = engine.start(job.backend_settings("spark"))
     # A SQLTransformer runs under the session's ANSI mode: the one the bundle's sql transforms declare.
-    _set_runtime_conf(session, "spark.sql.ansi.enabled", "true" if bundle.sql_ansi else "false")
+    engine.set_runtime_conf(session, "spark.sql.ansi.enabled", "true" if bundle.sql_ansi else "false")
     pipeline = load_pipeline(bundle.legacy_pipeline)
-    result = legacy_dataframe(read_input(session, inputs), pipeline, job.passthrough_columns, bundle.outputs)
+    result = legacy_dataframe(
+        reading.read_input(session, inputs), pipeline, job.passthrough_columns, bundle.outputs
+    )
     result.write.parquet(str(stage))  # the default mode: fail if the staging folder exists
     details = {"master": session.sparkContext.master, "pipeline": str(bundle.legacy_pipeline)}
     return EngineRun(startup_seconds=startup, device="cpu", details=details)

@@ -78,3 +78,21 @@ def test_a_backends_own_section_is_checked_strictly(echo_backend, tmp_path):
     job_path = make_job(tmp_path / "job", rows=10, extra='[echo]\nlable = "x"\n')
     with pytest.raises(JobError, match=r'\[echo\]: unknown field "lable"; valid: label'):
         load_job(job_path)
+
+
+def test_engine_backends_mirror_each_other():
+    """Every engine backend has the same shape: ``engine`` (start, running, stop), ``reading``,
+    and an executor whose ``run`` takes ``Backend.run``'s arguments."""
+    import importlib
+    import importlib.util
+    import inspect
+
+    wanted = list(inspect.signature(backends.Backend.run).parameters)[1:]  # less self
+    for name in backends.engine_names():
+        package, backend = backends.BACKENDS[name], backends.get_backend(name)
+        assert backend.engine == f"{package}.engine" and backend.executor == f"{package}.executor", name
+        engine = importlib.import_module(backend.engine)
+        assert all(callable(getattr(engine, f, None)) for f in ("start", "running", "stop")), name
+        assert list(inspect.signature(engine.start).parameters) == ["settings"], name
+        assert importlib.util.find_spec(f"{package}.reading") is not None, name
+        assert list(inspect.signature(importlib.import_module(backend.executor).run).parameters) == wanted

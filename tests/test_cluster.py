@@ -118,7 +118,7 @@ def test_ray_two_node_cluster_matches_local_mode(job_path, ray_local, ray_cluste
     assert (engine["replica_gpus"], engine["host_stage_ops"]) == (1.0, ["string_index"]), engine
     assert json.loads((tmp_path / "cluster" / MANIFEST).read_text())["device"] == "cpu"
     # With one CPU per node, the model replica holds one node and reads and writes run on the
-    # other; each node unpacked the harness packages that ensure_ray ships as py_modules.
+    # other; each node unpacked the harness packages that ray_backend.engine.start ships as py_modules.
     for node in ray_cluster.node_dirs():
         shipped = {p.name for p in (node / "runtime_resources" / "py_modules_files").glob("_ray_pkg_*/*")}
         assert {"common", "ray_backend"} <= shipped, f"{node}: {shipped}"
@@ -159,7 +159,7 @@ def test_ray_replica_resources(cluster, settings, expected):
 
 
 def test_ray_runtime_env_setting():
-    """``[ray] runtime_env`` reaches ensure_ray as a table; its py_modules must be a list."""
+    """``[ray] runtime_env`` reaches ray_backend.engine.start as a table; its py_modules must be a list."""
     settings = parse_table(RaySettings, {"runtime_env": {"env_vars": {"A": "1"}}}, "job.toml: [ray]")
     assert settings.runtime_env == {"env_vars": {"A": "1"}}
     with pytest.raises(JobError, match='runtime_env": py_modules must be a list'):

@@ -236,6 +236,26 @@ def test_worker_errors_reach_the_user_as_our_one_line():
     )
 
 
+def test_error_chain_visits_each_carried_exception_once_and_ray_s_retry_advice_is_cut():
+    """One walk (``common.errors.error_chain``) serves the runner's unwrap and Ray's note cutting:
+    ``__cause__``, ``__context__`` and Ray's ``cause``, each once even in a cycle."""
+    from common.errors import InputError, error_chain
+    from ray_backend.executor import _drop_retry_notes
+
+    ours = InputError(
+        "row 3 has no pixels\nFailed to apply UDF transform after 1/1 attempts (total backoff 0s). "
+        "Consider raising the retries if you believe this to be transient."
+    )
+    task_error = RuntimeError("task failed")
+    task_error.cause = ours  # Ray's RayTaskError keeps the worker's exception here
+    outer = ValueError("write failed")
+    outer.__cause__ = outer.__context__ = task_error
+    ours.__context__ = outer  # a cycle ends the walk, not the process
+    assert list(error_chain(outer)) == [outer, task_error, ours]
+    _drop_retry_notes(outer)
+    assert str(ours) == "row 3 has no pixels"
+
+
 # ---- 4. per-row errors --------------------------------------------------------------------------
 
 

@@ -678,3 +678,17 @@ def test_spark_side_rejects_what_ours_rejects(spark):
         InputError, match='transform hash_bucket on column "v" needs a string or integer column'
     ):
         spark_apply(df, parse_transforms([{"op": "hash_bucket", "column": "v", "buckets": 3}], "t"))
+
+
+def test_spec_torch_and_spark_declare_the_same_ops():
+    """Every op a bundle may name has a torch kernel and a Spark twin, and neither side has more:
+    the spec's ops, the torch kernels (``common.model.kernels`` and ``ml_kernels``) and
+    ``spark_backend.transforms.SPARK_OPS`` are one set."""
+    from common.model import kernels, ml_kernels
+    from common.spec.transforms import OPS
+    from spark_backend.transforms import SPARK_OPS
+
+    spec, spark = set(OPS), set(SPARK_OPS)
+    torch_ops = set(kernels._KERNELS) | set(ml_kernels.KERNELS)
+    assert torch_ops == spec, f"torch kernels {sorted(torch_ops ^ spec)} differ from the spec's ops"
+    assert spark == spec, f"Spark twins {sorted(spark ^ spec)} differ from the spec's ops"

@@ -221,8 +221,10 @@ def test_a_prompt_the_cpu_stage_cannot_read_names_its_batch(built):
         match=r"batch of 3 rows, id 7\.\.9 failed in the CPU stage: InputError: "
         r"column \"prompt\": .*outside the model's alphabet",
     ):
-        run_cpu_stage(table, str(folder / "model"), [], True, ("id",))
-    staged = run_cpu_stage(table.slice(0, 1), str(folder / "model"), [], True, ("id",))
+        run_cpu_stage(table, bundle_path=str(folder / "model"), transforms=[], preprocess=True, key=("id",))
+    staged = run_cpu_stage(
+        table.slice(0, 1), bundle_path=str(folder / "model"), transforms=[], preprocess=True, key=("id",)
+    )
     assert staged.column_names == ["id", "prompt", "__prompt_token_ids"]
     # the replica, told the stage ran, predicts from the token ids alone
     predictor = Predictor(load_bundle(folder / "model"), host_stage_done=True)

@@ -206,14 +206,16 @@ _CACHE_LOCK = threading.Lock()
 
 def cached_predictor(
     bundle_path: str,
-    run_transforms: bool,
-    passthrough: Sequence[str],
+    *,
+    run_transforms: bool = True,
+    passthrough: Sequence[str] = (),
     policy: ErrorPolicy = ErrorPolicy(),
     device: str | None = None,
     threads: int | None = None,
     host_stage_done: bool = False,
 ) -> Predictor:
-    """One Predictor (and so one loaded model) per worker process, reused across tasks and batches.
+    """One Predictor (and so one loaded model) per worker process, reused across tasks and batches;
+    the keywords are ``Predictor``'s.
 
     A worker that outlives a job (Ray's task workers serve every job of one driver) keeps the
     last ``_CACHE_SIZE`` Predictors, not one per job it ever ran."""
@@ -236,6 +238,7 @@ def cached_predictor(
 
 def run_cpu_stage(
     table: pa.Table,
+    *,
     bundle_path: str,
     transforms: Sequence[Transform],
     preprocess: bool,

@@ -244,15 +244,11 @@ def _unwrap(exc: BaseException, engine: str) -> BatchPredictError:
     as text, whose last ``module.ErrorClass: message`` line is the outermost error (a chained cause
     comes first). Anything else becomes an EngineError holding the engine's informative line.
     """
-    seen, todo = set(), [exc]
-    while todo:
-        current = todo.pop()
-        if current is None or id(current) in seen:
-            continue
-        seen.add(id(current))
+    from common.errors import error_chain
+
+    for current in error_chain(exc):
         if isinstance(current, BatchPredictError) and type(current).__module__.startswith("common."):
             return current  # not Ray's RayTaskError(ourError) hybrid: its str() is a traceback
-        todo += [getattr(current, "cause", None), current.__cause__, current.__context__]
     classes = _our_error_classes()
     text = str(exc)
     matches = re.findall(rf"\b({'|'.join(map(re.escape, classes))}): ([^\n]+)", text)

@@ -125,7 +125,6 @@ def build(size: int | None = None, seed: int = 0, out_dir: Path | None = None) -
 
     from common.spark_ml_import import import_pipeline
     from spark_backend import engine
-    from spark_backend.executor import get_session
     from spark_backend.settings import SparkSettings
 
     out_dir = Path(out_dir or HERE)
@@ -136,7 +135,7 @@ def build(size: int | None = None, seed: int = 0, out_dir: Path | None = None) -
     train_rows = min(20_000, max(2_000, 4 * size))  # tests build small: training costs Spark jobs
     # The session the executors start (UTC, quiet logs, no progress bar), or the running one.
     started_here = SparkSession.getActiveSession() is None
-    spark, _ = get_session(SparkSettings(app_name="spark_pipeline-build"))
+    spark, _ = engine.start(SparkSettings(app_name="spark_pipeline-build"))
     try:
         with tempfile.TemporaryDirectory() as scratch:  # data/ holds the scoring input alone
             pq.write_table(generate(train_rows, seed), Path(scratch) / "train.parquet")
