@@ -65,4 +65,4 @@ gpu-check: $(if $(filter $(PY),$(VENV)/bin/python),venv)
 	$(PY) -m benchmarks.gpu_check $(GPU_CHECK_ARGS)
 
 clean:
-	rm -rf examples/*/data examples/*/model examples/*/out examples/parity-report examples/*/job.toml.parity.json .pytest_cache
+	rm -rf examples/*/data examples/*/model examples/*/pipeline examples/*/out examples/parity-report examples/*/job.toml.parity.json .pytest_cache
