@@ -47,7 +47,7 @@ format: venv
 	$(VENV)/bin/ruff check --fix .
 
 test: check-java venv lint
-	$(PY) -m pytest -q tests parity_tests benchmarks/test_smoke.py benchmarks/test_gpu_check.py benchmarks/test_phases.py
+	$(PY) -m pytest -q tests parity_tests benchmarks/test_plan.py benchmarks/test_smoke.py benchmarks/test_gpu_check.py benchmarks/test_phases.py
 
 unit: venv
 	$(PY) -m pytest -q tests
