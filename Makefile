@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 # Spark's class-data-sharing archive, built once per venv: the driver JVM starts in about half
-# the CPU (spark_backend/engine.py, README "Benchmarks"). Skipped, with a note, without Java.
+# the CPU (spark_backend/engine.py, benchmarks/README.md). Skipped, with a note, without Java.
 CDS_STAMP := $(VENV)/.spark-cds
 # torch first, pinned: on a CPU machine this takes the local CPU build, not GBs of CUDA packages.
 TORCH_PIN ?= torch==2.13.0
