@@ -1,4 +1,4 @@
-"""Turns trial records into ``results.json``, ``results.md`` (one table) and ``throughput.png``.
+"""Turns trial records into ``results.json``, ``results.md`` and ``throughput.png`` (``finish``).
 
 Steady-state seconds are the median of the warm runs (pytest-benchmark's ``Stats``); every ratio
 is between contenders measured in the same ``make bench`` run, on the same input files.
