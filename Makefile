@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 # Spark's class-data-sharing archive, built once per venv: the driver JVM starts in about half
-# the CPU (spark_backend/engine.py, README "Benchmarks"). Skipped, with a note, without Java.
+# the CPU (spark_backend/engine.py, benchmarks/README.md). Skipped, with a note, without Java.
 CDS_STAMP := $(VENV)/.spark-cds
 # torch first, pinned: on a CPU machine this takes the local CPU build, not GBs of CUDA packages.
 TORCH_PIN ?= torch==2.13.0
@@ -49,7 +49,7 @@ format: venv
 	$(VENV)/bin/ruff check --fix .
 
 test: check-java venv lint
-	$(PY) -m pytest -q tests parity_tests benchmarks/test_smoke.py benchmarks/test_gpu_check.py benchmarks/test_phases.py
+	$(PY) -m pytest -q tests parity_tests benchmarks/test_plan.py benchmarks/test_smoke.py benchmarks/test_gpu_check.py benchmarks/test_phases.py
 
 unit: venv
 	$(PY) -m pytest -q tests
@@ -67,4 +67,4 @@ gpu-check: $(if $(filter $(PY),$(VENV)/bin/python),venv)
 	$(PY) -m benchmarks.gpu_check $(GPU_CHECK_ARGS)
 
 clean:
-	rm -rf examples/*/data examples/*/model examples/*/out examples/parity-report examples/*/job.toml.parity.json .pytest_cache
+	rm -rf examples/*/data examples/*/model examples/*/pipeline examples/*/out examples/parity-report examples/*/job.toml.parity.json .pytest_cache

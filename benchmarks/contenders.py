@@ -62,13 +62,11 @@ def role(name: str) -> str:
 
 
 def applies(name: str, workload: str) -> bool:
-    """Whether contender ``name`` runs on ``workload``: ``legacy`` only where the example's build
+    """Whether contender ``name`` runs on ``workload``: ``legacy`` only where the workload's build
     saves a Spark ML pipeline (its ``LEGACY_PIPELINE``), every other contender everywhere."""
-    if name != LEGACY:
-        return True
-    import importlib
+    from benchmarks.workloads import legacy_pipeline
 
-    return bool(getattr(importlib.import_module(f"examples.{workload}.build"), "LEGACY_PIPELINE", None))
+    return name != LEGACY or legacy_pipeline(workload) is not None
 
 
 @dataclass(frozen=True)

@@ -15,10 +15,11 @@ import ctypes
 import os
 import resource
 import signal
-import subprocess
 import tempfile
 import time
 from dataclasses import dataclass, field
+
+from benchmarks.harness import run_child
 
 PR_SET_CHILD_SUBREAPER = 36
 
@@ -80,32 +81,20 @@ def _cmdline(pid: int) -> str:
 
 
 def run_fresh(
-    argv: list[str],
-    env: dict[str, str] | None = None,
-    cwd: str | None = None,
-    linger: float = 30.0,
-    timeout: float = 900.0,
+    argv: list[str], env: dict[str, str] | None = None, linger: float = 30.0, timeout: float = 900.0
 ) -> FreshRun:
-    """Runs ``argv`` to its end and waits up to ``linger`` seconds for everything it started.
+    """Runs ``argv`` to its end (``harness.run_child``) and waits up to ``linger`` seconds for
+    everything it started.
 
     The caller must have called ``become_subreaper()`` once; otherwise detached daemons are not
     seen (they are re-parented to init) and ``cpu_seconds`` misses them.
     """
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     ours = set(_children(os.getpid(), zombies=True))  # a server this process runs is not the command's
-    # Output to files, not pipes: a daemon that inherits a pipe would hold its end open, and the
-    # command would seem to run until the daemon exits.
     with tempfile.TemporaryFile() as out_file, tempfile.TemporaryFile() as err_file:
         started = time.perf_counter()
-        child = subprocess.Popen(
-            argv, env=env, cwd=cwd, stdout=out_file, stderr=err_file, stdin=subprocess.DEVNULL
-        )
-        try:
-            child.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            child.kill()
-            child.wait()
-        exited = time.perf_counter() - started
+        child = run_child(argv, out_file, err_file, env=env, timeout=timeout)
+        exited = child.seconds
         out_file.seek(0)
         err_file.seek(0)
         out, err = out_file.read(), err_file.read()

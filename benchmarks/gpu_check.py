@@ -29,18 +29,16 @@ import json
 import os
 import re
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 import tomllib
 import traceback
 from pathlib import Path
 
-from benchmarks.run import RESULTS, machine_info, versions
-from benchmarks.workloads import DEFAULT_CACHE, REPO, available_workloads, default_files, plan_sizes, prepare
+from benchmarks.harness import RESULTS, child_env, last_line, machine_line, machine_record, run_child, table
+from benchmarks.workloads import DEFAULT_CACHE, available_workloads, default_files, plan_sizes, prepare
 
 DEFAULT_WORKLOADS = ("text_classification", "generation", "text_transformers", "generation_transformers")
 # Four times `make bench`'s largest default sizes, so that on a GPU the model's work, not Ray's
@@ -261,39 +259,14 @@ def write_job(source: Path, dest: Path, input_dir: Path, output_dir: Path, ray: 
     return dest
 
 
-def child_env(hide_gpus: bool) -> dict[str, str]:
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
-        "RAY_ENABLE_UV_RUN_RUNTIME_ENV": "0",
-    }
-    env.pop("RAY_ADDRESS", None)  # each job starts its own local Ray, like `make bench`'s
-    if hide_gpus:
-        env["CUDA_VISIBLE_DEVICES"] = ""  # torch and Ray's GPU detection both see none
-    return env
-
-
 def run_job_process(
     job: Path, output: Path, rows: int, log_path: Path, hide_gpus: bool, timeout: float
 ) -> dict:
     """Runs the job through the CLI in a fresh process; its wall time, summary line and manifest."""
     command = [sys.executable, "-m", "common.cli", "run", str(job), "--backend", "ray"]
-    started = time.perf_counter()
-    with open(log_path, "w") as log:
-        child = subprocess.Popen(
-            command,
-            cwd=REPO,
-            env=child_env(hide_gpus),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        try:
-            child.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(child.pid, signal.SIGKILL)  # its own session: Ray's processes too
-            child.wait()
-    wall = time.perf_counter() - started
+    with open(log_path, "w") as log:  # each job starts its own local Ray, like `make bench`'s
+        child = run_child(command, log, env=child_env(hide_gpus=hide_gpus), timeout=timeout)
+    wall = child.seconds
     lines = log_path.read_text().strip().splitlines()
     run = {
         "command": " ".join(command[1:]),
@@ -309,7 +282,7 @@ def run_job_process(
     }
     manifest = output / "_manifest.json"
     if child.returncode != 0 or not manifest.exists():
-        run["error"] = f"exited with {child.returncode}: {lines[-1] if lines else '(no output)'}"
+        run["error"] = f"exited with {child.returncode}: {last_line(log_path)}"
         return run
     run["manifest"] = json.loads(manifest.read_text())
     run["device"] = run["manifest"]["device"]
@@ -467,39 +440,43 @@ def _show(value: float | None, fmt: str = "{:,.0f}") -> str:
 
 
 def render_markdown(meta: dict, records: list[dict]) -> str:
-    machine = meta["machine"]
-    lines = [
-        f"# GPU check {meta['started']}",
-        "",
-        f"Device: {machine['device']}; {machine['cpus']} CPUs ({machine['cpu_model']}), "
-        f"{machine['memory_gib']} GiB. "
-        f"torch {meta['versions'].get('torch')}, ray {meta['versions'].get('ray')}, commit "
-        f"{meta['versions'].get('commit')}.",
-        f"Command: `{meta['command']}`",
-        "",
-        "| workload | rows | GPU rows/s | CPU rows/s | GPU/CPU | GPU util mean / max % | peak GPU MiB | "
-        "parity |",
-        "|---|---:|---:|---:|---:|---:|---:|---|",
-    ]
+    """``results.md``: the machine, one row per workload, a legend, then every problem."""
+    lines = [f"# GPU check {meta['started']}", "", machine_line(meta), f"Command: `{meta['command']}`", ""]
+    rows = []
     for r in records:
         if "gpu_run" not in r:
-            lines.append(f"| {r['workload']} | {r['rows']:,} | – | – | – | – | – | not run |")
+            rows.append([r["workload"], f"{r['rows']:,}", "–", "–", "–", "–", "–", "not run"])
             continue
         gpu, util = r["gpu_run"], r["gpu_utilization"]
-        lines.append(
-            f"| {r['workload']} | {r['rows']:,} | {_show(gpu['rows_per_second'])} "
-            f"({gpu['device'] or 'failed'}) | "
-            f"{_show(r['cpu_run']['rows_per_second'])} | "
-            f"{_show(r['gpu_over_cpu'], '{:.2f}')} | {_show(util['utilization_mean'], '{:.0f}')} / "
-            f"{_show(util['utilization_max'], '{:.0f}')} | {_show(util['memory_peak_mib'])} | "
-            f"{r['parity']['verdict'] if r['parity'] else 'not checked'} |"
+        rows.append(
+            [
+                r["workload"],
+                f"{r['rows']:,}",
+                f"{_show(gpu['rows_per_second'])} ({gpu['device'] or 'failed'})",
+                _show(r["cpu_run"]["rows_per_second"]),
+                _show(r["gpu_over_cpu"], "{:.2f}"),
+                f"{_show(util['utilization_mean'], '{:.0f}')} / {_show(util['utilization_max'], '{:.0f}')}",
+                _show(util["memory_peak_mib"]),
+                r["parity"]["verdict"] if r["parity"] else "not checked",
+            ]
         )
+    columns = [
+        "workload",
+        "rows",
+        "GPU rows/s",
+        "CPU rows/s",
+        "GPU/CPU",
+        "GPU util mean / max %",
+        "peak GPU MiB",
+        "parity",
+    ]
+    lines += table(columns, rows, numeric=columns[1:7])
     lines += [
         "",
         "Rows/s: rows / wall seconds of the whole `python -m common.cli run` process (imports and Ray's "
-        "start "
-        "included); `results.json` also has the runner's own rate after the engine's start. GPU utilisation: "
-        f"`nvidia-smi` every {SAMPLE_MS} ms from before the GPU run's process starts to after it ends.",
+        "start included); `results.json` also has the runner's own rate after the engine's start. GPU "
+        f"utilisation: `nvidia-smi` every {SAMPLE_MS} ms from before the GPU run's process starts to after "
+        "it ends.",
     ]
     for r in records:
         util = r.get("gpu_utilization") or {}
@@ -530,8 +507,7 @@ def main(argv: list[str] | None = None) -> int:
     meta = {
         "started": started.isoformat(timespec="seconds"),
         "command": " ".join(["python -m benchmarks.gpu_check", *(sys.argv[1:] if argv is None else argv)]),
-        "machine": machine_info(),
-        "versions": versions(),
+        **machine_record(),
         "gpu_run_device": gpu_device,
         "no_cuda_reason": problem,
         "config": {

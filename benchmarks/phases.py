@@ -24,22 +24,13 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchmarks import targets
 from benchmarks.fresh import become_subreaper, run_fresh
-from benchmarks.workloads import DEFAULT_CACHE, REPO, default_files, prepare
+from benchmarks.harness import child_env, machine_record, table
+from benchmarks.workloads import DEFAULT_CACHE, default_files, prepare
 
 WORKLOAD = "tabular_torch"
 LINGER_S = 30.0
-# The issue's targets for fresh processes (issue 16).
-COLD_VS_FLOOR = 0.75  # a cold 1-row job, start to exit, against the engine's hand-written floor
-WARM_LIMIT_S = 3.0  # a 1-row job against a warm engine on this machine, start to exit
-
-
-def _env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "BATCH_PREDICT_BACKEND")}
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
-    # A user's script runs its Spark workers on the same interpreter; so do ours (the CLI sets it too).
-    env.setdefault("PYSPARK_PYTHON", sys.executable)
-    return env
 
 
 def job_file(prepared, rows: int, folder: Path, name: str = "", settings: dict | None = None) -> Path:
@@ -141,7 +132,7 @@ def _run_one(name: str, argv: list[str], rows: int, round_index: int, folder: Pa
     shutil.rmtree(folder / "out", ignore_errors=True)
     trace = folder / "trace.jsonl"
     trace.unlink(missing_ok=True)
-    run = run_fresh(argv, env={**env, "PHASES_SPAWNED_AT": repr(time.time())}, cwd=str(REPO), linger=LINGER_S)
+    run = run_fresh(argv, env={**env, "PHASES_SPAWNED_AT": repr(time.time())}, linger=LINGER_S)
     record = {
         "contender": name,
         "rows": rows,
@@ -173,7 +164,7 @@ def measure(
             folder = scratch / f"{rows}"
             folder.mkdir(parents=True, exist_ok=True)
             for name, argv in commands(prepared, rows, engines, folder, folder / "trace.jsonl").items():
-                records.append(_run_one(name, argv, rows, round_index, folder, _env(), log))
+                records.append(_run_one(name, argv, rows, round_index, folder, child_env(), log))
     return records
 
 
@@ -190,7 +181,7 @@ def measure_warm(prepared, engines: list[str], rounds: int, scratch: Path, log=p
         server = WarmRay() if engine == "ray" else WarmSpark()
         with server:
             settings = {"address": "auto"} if engine == "ray" else {"remote": server.url, "master": None}
-            env = {**_env(), **getattr(server, "env", {})}
+            env = child_env(**getattr(server, "env", {}))
             argv = commands(prepared, 1, [engine], folder, folder / "trace.jsonl", {engine: settings})[
                 f"warm {engine}"
             ]
@@ -281,59 +272,8 @@ def summarize(records: list[dict]) -> dict:
     return {"start_to_exit": table, "phases": phase_rows}
 
 
-def evaluate_targets(summary: dict) -> list[dict]:
-    """Cold start against the floor, and the warm-engine limit, per engine, in the ``report`` shape."""
-    targets = []
-    entries = [e for e in summary["start_to_exit"] if "exit_seconds" in e]
-    smallest = min((e["rows"] for e in entries), default=None)
-    for e in entries:
-        kind, engine = e["contender"].split()
-        if kind == "cli" and e["rows"] == smallest and "exit_vs_floor" in e:
-            value, met = e["exit_vs_floor"], e["exit_vs_floor"] <= COLD_VS_FLOOR
-            detail = (
-                f"{value:.2f}x: {e['exit_seconds']:.1f} s against the floor's "
-                f"{e['exit_seconds'] / value:.1f} s, start to exit, {e['rows']:,} rows "
-                f"(CPU {e['cpu_vs_floor']:.2f}x)"
-            )
-            if not met:
-                detail += f", {value / COLD_VS_FLOOR - 1:.0%} over"
-            targets.append(
-                {
-                    "target": f"{engine} cold job <= {COLD_VS_FLOOR}x its hand-written floor",
-                    "value": round(value, 3),
-                    "threshold": COLD_VS_FLOOR,
-                    "met": met,
-                    "detail": detail,
-                }
-            )
-        if kind == "warm":
-            value = e["exit_seconds"]
-            detail = f"{value:.1f} s start to exit, 1 row" + (
-                "" if value <= WARM_LIMIT_S else f", {value - WARM_LIMIT_S:.1f} s over"
-            )
-            targets.append(
-                {
-                    "target": f"{engine} job on a warm engine <= {WARM_LIMIT_S:g} s",
-                    "value": round(value, 3),
-                    "threshold": WARM_LIMIT_S,
-                    "met": value <= WARM_LIMIT_S,
-                    "detail": detail,
-                }
-            )
-        if e["lingering"]:
-            targets.append(
-                {
-                    "target": f"nothing outlives the CLI ({e['contender']})",
-                    "value": len(e["lingering"]),
-                    "threshold": 0,
-                    "met": False,
-                    "detail": "; ".join(e["lingering"][:3]),
-                }
-            )
-    return targets
-
-
 def markdown(summary: dict, meta: dict) -> str:
+    """Two tables: start to exit against the floor, and the phase trace of our CLI."""
     lines = [
         f"## Start to exit, fresh processes ({meta['workload']}, {meta['rounds']} interleaved rounds, "
         "medians)",
@@ -342,34 +282,49 @@ def markdown(summary: dict, meta: dict) -> str:
         "Floor: the smallest hand-written pipeline on that engine with its default settings "
         "(`benchmarks/floors.py`). All gone: the last process the command started has exited.",
         "",
-        "| rows | contender | exit s | all gone s | CPU s | exit x floor | CPU x floor | left running |",
-        "|---:|---|---:|---:|---:|---:|---:|---|",
     ]
+    rows = []
     for e in summary["start_to_exit"]:
+        head = [f"{e['rows']:,}", e["contender"]]
         if "exit_seconds" not in e:
-            lines.append(
-                f"| {e['rows']:,} | {e['contender']} | failed ({e['failed']}/{e['runs']}) | | | | | |"
-            )
+            rows.append([*head, f"failed ({e['failed']}/{e['runs']})", "", "", "", "", ""])
             continue
-        ratio = f"{e['exit_vs_floor']:.2f}" if "exit_vs_floor" in e else ""
-        cpu_ratio = f"{e['cpu_vs_floor']:.2f}" if "cpu_vs_floor" in e else ""
-        left = f"{len(e['lingering'])} processes" if e["lingering"] else "none"
-        lines.append(
-            f"| {e['rows']:,} | {e['contender']} | {e['exit_seconds']:.1f} | {e['all_gone_seconds']:.1f} "
-            f"| {e['cpu_seconds']:.1f} | {ratio} | {cpu_ratio} | {left} |"
+        rows.append(
+            [
+                *head,
+                f"{e['exit_seconds']:.1f}",
+                f"{e['all_gone_seconds']:.1f}",
+                f"{e['cpu_seconds']:.1f}",
+                f"{e['exit_vs_floor']:.2f}" if "exit_vs_floor" in e else "",
+                f"{e['cpu_vs_floor']:.2f}" if "cpu_vs_floor" in e else "",
+                f"{len(e['lingering'])} processes" if e["lingering"] else "none",
+            ]
         )
-    lines += [
-        "",
-        "## Phase trace of `batch-predict run` (medians; CPU of the whole process tree)",
-        "",
-        "| rows | backend | phase | wall s | CPU s |",
-        "|---:|---|---|---:|---:|",
+    columns = [
+        "rows",
+        "contender",
+        "exit s",
+        "all gone s",
+        "CPU s",
+        "exit x floor",
+        "CPU x floor",
+        "left running",
     ]
-    for p in summary["phases"]:
-        lines.append(
-            f"| {p['rows']:,} | {p['contender'].split()[-1]} | {p['phase']} | {p['wall_seconds']:.2f} "
-            f"| {p['cpu_seconds']:.2f} |"
-        )
+    lines += table(columns, rows, numeric=[c for c in columns if c not in ("contender", "left running")])
+    lines += ["", "## Phase trace of `batch-predict run` (medians; CPU of the whole process tree)", ""]
+    phase_rows = [
+        [
+            f"{p['rows']:,}",
+            p["contender"].split()[-1],
+            p["phase"],
+            f"{p['wall_seconds']:.2f}",
+            f"{p['cpu_seconds']:.2f}",
+        ]
+        for p in summary["phases"]
+    ]
+    lines += table(
+        ["rows", "backend", "phase", "wall s", "CPU s"], phase_rows, numeric=["rows", "wall s", "CPU s"]
+    )
     return "\n".join(lines) + "\n"
 
 
@@ -406,6 +361,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     meta = {
+        **machine_record(),
         "workload": args.workload,
         "rounds": args.rounds,
         "sizes": sizes,
@@ -413,7 +369,7 @@ def main(argv: list[str] | None = None) -> int:
         "load_average": [load_start, os.getloadavg()[0]],
     }
     summary = summarize(records)
-    summary["targets"] = evaluate_targets(summary)
+    summary["targets"] = targets.phases(summary)
     (out / "phases.json").write_text(
         json.dumps({"meta": meta, "summary": summary, "runs": records}, indent=1)
     )

@@ -1,4 +1,4 @@
-"""Turns trial records into ``results.json``, ``results.md`` (one table) and ``throughput.png``.
+"""Turns trial records into ``results.json``, ``results.md`` and ``throughput.png`` (``finish``).
 
 Steady-state seconds are the median of the warm runs (pytest-benchmark's ``Stats``); every ratio
 is between contenders measured in the same ``make bench`` run, on the same input files.
@@ -13,17 +13,12 @@ from pathlib import Path
 
 from pytest_benchmark.stats import Stats
 
-from benchmarks.contenders import ALL, EXECUTORS, HAND_WRITTEN, LEGACY, RELOADING, role
-from benchmarks.workloads import TORCH_WORKLOADS
+from benchmarks import phases as phase_trace
+from benchmarks import targets as target_list
+from benchmarks.contenders import ALL, EXECUTORS, LEGACY, role
+from benchmarks.harness import machine_line, number, table, targets_lines
+from benchmarks.targets import pair_ratio
 
-# The issue's targets.
-CEILING_RATIO = 0.9  # each executor's steady throughput vs the ceiling, tabular_torch at 1M rows
-CEILING_WORKLOAD, CEILING_ROWS = "tabular_torch", 1_000_000
-HAND_WRITTEN_RATIO = 1.0  # each executor vs every hand-written contender, every workload
-RELOAD_RATIO = 3.0  # each executor vs the per-batch-reload contenders, torch workloads
-PER_JOB_CONTENDER = {"ray": "ray_map_batches", "spark": "spark_predict_batch_udf"}  # issue 16, smallest size
-HEAVY_WORKLOAD = "heavy_mlp"  # the model-dominated workload: ray >= 0.9x the ceiling there too
-FLAT_MEMORY_GROWTH = 1.25  # peak at the largest input / peak at the smallest
 DIGEST_TOLERANCE = 1e-5  # relative, on output sums (float32 models round differently per batch)
 
 
@@ -149,147 +144,6 @@ def _compare_digests(expected: dict, got: dict | None) -> str:
     return "ok"
 
 
-def pair_ratio(a: dict, b: dict) -> tuple[float | None, str]:
-    """a's throughput over b's: steady state when both have it, else whole jobs."""
-    for key, basis in (("steady_rows_per_second", "steady"), ("job_rows_per_second", "job")):
-        if a.get(key) and b.get(key):
-            return a[key] / b[key], basis
-    return None, ""
-
-
-def evaluate_targets(summaries: list[dict], table_sizes: dict[str, list[int]]) -> list[dict]:
-    """The issue's targets, each with the measured value, the threshold and by how much it is missed."""
-    ok = [s for s in summaries if s.get("job_rows_per_second")]
-    by_key = {(s["workload"], s["rows"], s["contender"]): s for s in ok}
-    targets = []
-
-    measured = [
-        n for n in table_sizes.get(CEILING_WORKLOAD, []) if (CEILING_WORKLOAD, n, "ceiling") in by_key
-    ]
-    if measured:
-        rows = CEILING_ROWS if CEILING_ROWS in measured else max(measured)
-        ceiling = by_key[(CEILING_WORKLOAD, rows, "ceiling")]
-        for name in EXECUTORS:
-            mine = by_key.get((CEILING_WORKLOAD, rows, name))
-            value, basis = pair_ratio(mine, ceiling) if mine else (None, "")
-            if value is None:
-                continue
-            note = (
-                f" ({basis} rate at {rows:,} rows"
-                + ("" if rows == CEILING_ROWS else "; the target is stated at 1M")
-                + ")"
-            )
-            if mine.get("steady_engine_rows_per_second") and ceiling.get("steady_rows_per_second"):
-                note += (
-                    f"; engine alone, without the runner's key checks: "
-                    f"{mine['steady_engine_rows_per_second'] / ceiling['steady_rows_per_second']:.2f}x"
-                )
-            targets.append(
-                _target(f"{name} >= {CEILING_RATIO}x ceiling, {CEILING_WORKLOAD}", value, CEILING_RATIO, note)
-            )
-
-    for workload in sorted({s["workload"] for s in ok}):
-        sizes = sorted(table_sizes.get(workload, []))
-        for name in EXECUTORS:
-            others = [(h, HAND_WRITTEN_RATIO) for h in HAND_WRITTEN]
-            others += [(r, RELOAD_RATIO) for r in RELOADING] if workload in TORCH_WORKLOADS else []
-            for other, threshold in others:
-                # Throughput at the largest size (steady state where measured); the smallest size's
-                # whole-job ratio is shown beside it, because fixed per-job costs decide small jobs.
-                pairs = [
-                    (n, by_key.get((workload, n, name)), by_key.get((workload, n, other))) for n in sizes
-                ]
-                pairs = [(n, a, b) for n, a, b in pairs if a and b]
-                if not pairs:
-                    continue
-                rows, a, b = pairs[-1]
-                value, basis = pair_ratio(a, b)
-                note = f" ({basis} rate at {rows:,} rows"
-                if len(pairs) > 1:
-                    small, a0, b0 = pairs[0]
-                    ratio = a0["job_rows_per_second"] / b0["job_rows_per_second"]
-                    note += f"; whole jobs at {small:,} rows: {ratio:.2f}x"
-                targets.append(
-                    _target(f"{name} >= {threshold:g}x {other}, {workload}", value, threshold, note + ")")
-                )
-
-    # Issue 16: on a running engine, each executor's whole job at the smallest size against the
-    # hand-written pipeline on its engine; Ray against Spark at every workload's largest size.
-    for workload in sorted({s["workload"] for s in ok}):
-        sizes = sorted(n for n in table_sizes.get(workload, []) if (workload, n, "ray") in by_key)
-        if not sizes:
-            continue
-        for name, other in PER_JOB_CONTENDER.items():
-            mine, theirs = by_key.get((workload, sizes[0], name)), by_key.get((workload, sizes[0], other))
-            if mine and theirs and mine.get("measured_on") == "warm":
-                value = mine["job_rows_per_second"] / theirs["job_rows_per_second"]
-                targets.append(
-                    _target(
-                        f"{name} >= {other} per job on a running engine, {workload}",
-                        value,
-                        1.0,
-                        f" (whole warm jobs at {sizes[0]:,} rows)",
-                    )
-                )
-        ray, spark = by_key.get((workload, sizes[-1], "ray")), by_key.get((workload, sizes[-1], "spark"))
-        if ray and spark and ray.get("ray_over_spark"):
-            targets.append(
-                _target(
-                    f"ray >= spark, {workload}",
-                    ray["ray_over_spark"],
-                    1.0,
-                    f" ({ray['ray_over_spark_basis']} rate at {sizes[-1]:,} rows)",
-                )
-            )
-    heavy = [s for s in ok if s["workload"] == HEAVY_WORKLOAD and s["contender"] == "ray"]
-    if heavy:
-        rows = max(s["rows"] for s in heavy)
-        ray, ceiling = (
-            by_key.get((HEAVY_WORKLOAD, rows, "ray")),
-            by_key.get((HEAVY_WORKLOAD, rows, "ceiling")),
-        )
-        value, basis = pair_ratio(ray, ceiling) if ray and ceiling else (None, "")
-        if value is not None:
-            targets.append(
-                _target(
-                    f"ray >= {CEILING_RATIO}x ceiling, {HEAVY_WORKLOAD}",
-                    value,
-                    CEILING_RATIO,
-                    f" ({basis} rate at {rows:,} rows)",
-                )
-            )
-
-    for workload in sorted({s["workload"] for s in ok}):
-        for name in EXECUTORS:
-            points = sorted((s["rows"], s) for (w, _, c), s in by_key.items() if w == workload and c == name)
-            if len(points) < 2 or points[-1][0] < 10 * points[0][0]:
-                continue
-            (small, first), (large, last) = points[0], points[-1]
-            for part in ("driver_peak_mib", "workers_peak_mib"):
-                growth = last[part] / first[part] if first[part] else float("inf")
-                slope = (last[part] - first[part]) / (large - small) * 1e6
-                targets.append(
-                    {
-                        "target": f"{name} {part.split('_')[0]} peak memory flat, {workload}",
-                        "value": round(growth, 3),
-                        "threshold": FLAT_MEMORY_GROWTH,
-                        "met": growth <= FLAT_MEMORY_GROWTH,
-                        "detail": f"{first[part]:,.0f} MiB at {small:,} rows -> {last[part]:,.0f} MiB at "
-                        f"{large:,} rows "
-                        f"(x{growth:.2f}, {slope:+,.0f} MiB per 1M rows)",
-                    }
-                )
-    return targets
-
-
-def _target(name: str, value: float, threshold: float, note: str = "") -> dict:
-    met = value >= threshold
-    detail = (
-        f"{value:.2f}x" + ("" if met else f", {1 - value / threshold:.0%} short of {threshold:g}x") + note
-    )
-    return {"target": name, "value": round(value, 3), "threshold": threshold, "met": met, "detail": detail}
-
-
 # ---------------------------------------------------------------------------------------------
 
 
@@ -306,53 +160,97 @@ def write(out_dir: Path, meta: dict, summaries: list[dict], targets: list[dict],
     plot(out_dir / "throughput.png", summaries, meta)
 
 
-def _num(value, fmt: str, missing: str = "") -> str:
-    return missing if value is None else format(value, fmt)
+def finish(out_dir: Path, meta: dict, results: list[dict]) -> list[dict]:
+    """Summaries, ratios and targets (the trials' and the phase trace's) from the trial records;
+    writes the three result files and returns the summaries."""
+    summaries = [summarize(result["workload"], record) for result in results for record in result["trials"]]
+    table_sizes = {w: sizes["table"] for w, sizes in meta["config"]["sizes"].items()}
+    add_ratios(summaries, table_sizes)
+    targets = target_list.throughput(summaries, table_sizes) + (meta.get("phases") or {}).get("targets", [])
+    write(out_dir, meta, summaries, targets, results)
+    return summaries
+
+
+COLUMNS = (
+    "workload",
+    "rows",
+    "contender",
+    "end-to-end s",
+    "startup s",
+    "job rows/s",
+    "steady rows/s",
+    "steady x ceiling",
+    "job x ceiling",
+    "Ray/Spark",
+    "CPU s per 1M rows",
+    "CPU x ceiling",
+    "driver peak MiB",
+    "workers peak MiB",
+    "output",
+)
+NUMERIC = set(COLUMNS[1:2] + COLUMNS[3:14])
+
+
+def row_cells(s: dict) -> list[str]:
+    """One table row: a failed trial says why in its first number's cell."""
+    cells = [s["workload"], f"{s['rows']:,}", s["contender"]]
+    if not s.get("job_rows_per_second"):
+        return cells + [f"failed: {s.get('error')}"] + [""] * 11
+    ray_spark = number(s.get("ray_over_spark"), ".2f") + (
+        " (job)" if s.get("ray_over_spark_basis") == "job" else ""
+    )
+    return cells + [
+        number(s.get("end_to_end_seconds"), ".1f") + ("" if s.get("end_to_end_exact") else "~"),
+        number(s.get("startup_seconds"), ".1f"),
+        number(s.get("job_rows_per_second"), ",.0f"),
+        number(s.get("steady_rows_per_second"), ",.0f"),
+        number(s.get("steady_vs_ceiling"), ".2f"),
+        number(s.get("job_vs_ceiling"), ".2f"),
+        ray_spark if s["contender"] == "ray" else "",
+        number(s.get("cpu_seconds_per_million_rows"), ",.1f"),
+        number(s.get("cpu_efficiency_vs_ceiling"), ".2f"),
+        number(s.get("driver_peak_mib"), ",.0f"),
+        number(s.get("workers_peak_mib"), ",.0f"),
+        s.get("output_check", ""),
+    ]
+
+
+LEGEND = (
+    "Job rows/s: rows / median seconds of the warm runs, each a whole job (for our executors, `run_job` "
+    "with its key checks; `engine` rates without them are in results.json). Steady rows/s: the extra rows "
+    "over the extra seconds from the next smaller size, so fixed per-job costs (planning, starting actors "
+    "or Python workers, listing files) cancel out. x ceiling compares the same rate at the same size; "
+    "Ray/Spark is steady where both have it. End-to-end: process start to the end of the first (cold) "
+    "run, imports and engine start included (`~`: startup shared with earlier trials in one process). "
+    "CPU s: user+system of the whole process tree, far less sensitive than wall time to other load on a "
+    "shared machine; CPU x ceiling is the ceiling's CPU per row over this contender's, which bounds how "
+    "close to the ceiling it can get on a machine whose CPUs are all busy. Driver peak: VmHWM of the "
+    "driver; workers peak: the largest sampled sum of PSS over every process below it (JVM, Python "
+    "workers, Ray). Output: rows, key sum and output sums against the ceiling's."
+)
 
 
 def markdown(meta: dict, summaries: list[dict], targets: list[dict]) -> str:
-    config, machine = meta["config"], meta["machine"]
+    """``results.md``: the machine, the throughput table, the bundle against legacy, the targets,
+    the phase trace's tables and a legend."""
+    config = meta["config"]
     lines = [
         f"# Benchmark results, {meta['started']}",
         "",
-        f"Machine: {machine['cpu_model']}, {machine['cpus']} CPUs, {machine['memory_gib']} GiB; device: "
-        f"{machine['device']}. "
+        f"{machine_line(meta)} "
         f"Load average {meta['load_average'][0]:.1f} at the start, {meta['load_average'][1]:.1f} at the end. "
         f"Size `{config['size']}`, at least {config['repeat']} warm run(s) per trial, a fresh process per "
         f"{config['isolation']}, inputs in {config['files']} Parquet files. {meta['seconds'] / 60:.1f} "
         "minutes.",
         "",
-        "| workload | rows | contender | end-to-end s | startup s | job rows/s | steady rows/s | steady x "
-        "ceiling "
-        "| job x ceiling | Ray/Spark | CPU s per 1M rows | CPU x ceiling | driver peak MiB | workers peak "
-        "MiB | output |",
-        "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     order = {name: i for i, name in enumerate(ALL)}
-    for s in sorted(summaries, key=lambda s: (s["workload"], s["rows"], order.get(s["contender"], 99))):
-        cells = [s["workload"], f"{s['rows']:,}", s["contender"]]
-        if not s.get("job_rows_per_second"):
-            cells += [f"failed: {s.get('error')}".replace("|", "/")] + [""] * 11
-        else:
-            ray_spark = _num(s.get("ray_over_spark"), ".2f") + (
-                " (job)" if s.get("ray_over_spark_basis") == "job" else ""
-            )
-            cells += [
-                _num(s.get("end_to_end_seconds"), ".1f") + ("" if s.get("end_to_end_exact") else "~"),
-                _num(s.get("startup_seconds"), ".1f"),
-                _num(s.get("job_rows_per_second"), ",.0f"),
-                _num(s.get("steady_rows_per_second"), ",.0f"),
-                _num(s.get("steady_vs_ceiling"), ".2f"),
-                _num(s.get("job_vs_ceiling"), ".2f"),
-                ray_spark if s["contender"] == "ray" else "",
-                _num(s.get("cpu_seconds_per_million_rows"), ",.1f"),
-                _num(s.get("cpu_efficiency_vs_ceiling"), ".2f"),
-                _num(s.get("driver_peak_mib"), ",.0f"),
-                _num(s.get("workers_peak_mib"), ",.0f"),
-                s.get("output_check", ""),
-            ]
-        lines.append("| " + " | ".join(cells) + " |")
-    against_legacy = [s for s in summaries if s.get("over_legacy")]
+    ordered = sorted(summaries, key=lambda s: (s["workload"], s["rows"], order.get(s["contender"], 99)))
+    lines += table(COLUMNS, map(row_cells, ordered), NUMERIC)
+    against_legacy = sorted(
+        (s for s in summaries if s.get("over_legacy")),
+        key=lambda s: (s["workload"], s["rows"], s["contender"]),
+    )
     if against_legacy:
         lines += [
             "",
@@ -362,40 +260,15 @@ def markdown(meta: dict, summaries: list[dict], targets: list[dict]) -> str:
         lines += [
             f"- {s['workload']}, {s['rows']:,} rows: the bundle on {s['contender']} "
             f"{s['over_legacy']:.2f}x legacy ({s['over_legacy_basis']} rate)"
-            for s in sorted(against_legacy, key=lambda s: (s["workload"], s["rows"], s["contender"]))
+            for s in against_legacy
         ]
-    lines += ["", "Targets:", ""]
-    lines += [f"- {'met' if t['met'] else '**MISSED**'}: {t['target']}: {t['detail']}" for t in targets]
+    lines += ["", "Targets:", "", *targets_lines(targets)]
     phases = meta.get("phases") or {}
-    if phases.get("markdown"):
-        lines += ["", phases["markdown"]]
+    if phases.get("start_to_exit") is not None:
+        lines += ["", phase_trace.markdown(phases, phases["meta"])]
     elif phases.get("error"):
         lines += ["", f"Phase trace: failed: {phases['error']}"]
-    lines += [
-        "",
-        "Job rows/s: rows / median seconds of the warm runs, each a whole job (for our executors, "
-        "`run_job` with its "
-        "key checks; `engine` rates without them are in results.json). Steady rows/s: the extra rows over "
-        "the extra "
-        "seconds from the next smaller size, so fixed per-job costs (planning, starting actors or Python "
-        "workers, "
-        "listing files) cancel out. x ceiling compares the same rate at the same size; Ray/Spark is steady "
-        "where both "
-        "have it. End-to-end: process start to the end of the first (cold) run, imports and engine start "
-        "included "
-        "(`~`: startup shared with earlier trials in one process). CPU s: user+system of the whole process "
-        "tree, far "
-        "less sensitive than wall time to other load on a shared machine; CPU x ceiling is the ceiling's "
-        "CPU per row "
-        "over this contender's, which bounds how close to the ceiling it can get on a machine whose CPUs "
-        "are all "
-        "busy. Driver peak: VmHWM of the driver; workers "
-        "peak: the largest sampled sum of PSS over every process below it (JVM, Python workers, Ray). "
-        "Output: rows, "
-        "key sum and output sums against the ceiling's.",
-        "",
-    ]
-    return "\n".join(lines)
+    return "\n".join([*lines, "", LEGEND, ""])
 
 
 def plot(path: Path, summaries: list[dict], meta: dict) -> None:

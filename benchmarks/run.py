@@ -15,30 +15,24 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import importlib.metadata
 import json
 import os
-import platform
 import shutil
-import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 from benchmarks import report
 from benchmarks.contenders import ALL, ENGINE, EXECUTORS, applies
+from benchmarks.harness import RESULTS, last_line, machine_record, run_child
 from benchmarks.workloads import (
     DEFAULT_CACHE,
     PRESETS,
-    REPO,
     available_workloads,
     default_files,
     plan_sizes,
     prepare,
 )
-
-RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -177,99 +171,18 @@ def run_process(workload: str, trials: list[tuple[str, int]], prepared, args, ou
         "spawned_at": time.time(),
     }
     spec_path.write_text(json.dumps(spec, indent=1))
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
-        "PYSPARK_PYTHON": sys.executable,
-        "PYSPARK_DRIVER_PYTHON": sys.executable,
-        "RAY_ENABLE_UV_RUN_RUNTIME_ENV": "0",
-    }
-    env.pop("RAY_ADDRESS", None)  # the jobs start Ray locally; main() warns when this was set
     with open(log_path, "w") as log:
-        child = subprocess.Popen(
-            [sys.executable, "-m", "benchmarks.trial", str(spec_path)],
-            cwd=REPO,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
+        child = run_child(
+            [sys.executable, "-m", "benchmarks.trial", str(spec_path)], log, timeout=args.timeout
         )
-        try:
-            child.wait(timeout=args.timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(
-                child.pid, signal.SIGKILL
-            )  # its own session: the JVM, Ray and pool processes it started
-            child.wait()
     shutil.rmtree(out / ".scratch" / label, ignore_errors=True)
     if child.returncode == 0 and result_path.exists():
         return json.loads(result_path.read_text())
-    tail = log_path.read_text().strip().splitlines()[-1:] if log_path.exists() else []
-    reason = f"benchmark process exited with {child.returncode}: {tail[0] if tail else ''} (log: {log_path})"
+    reason = f"benchmark process exited with {child.returncode}: {last_line(log_path)} (log: {log_path})"
     return {
         "workload": workload,
         "trials": [{"contender": c, "rows": r, "runs": [], "error": reason} for c, r in trials],
     }
-
-
-def machine_info() -> dict:
-    cpu_model = next(
-        (
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        ),
-        platform.processor() or "unknown",
-    )
-    mem_kib = next(
-        int(line.split()[1])
-        for line in Path("/proc/meminfo").read_text().splitlines()
-        if line.startswith("MemTotal")
-    )
-    import torch
-
-    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
-    return {
-        "cpu_model": cpu_model,
-        "cpus": os.cpu_count(),
-        "memory_gib": round(mem_kib / 2**20, 1),
-        "gpu": gpu,
-        "device": f"cuda ({gpu})" if gpu else "cpu (no CUDA device)",
-        "platform": platform.platform(),
-    }
-
-
-def versions() -> dict:
-    names = ["pyspark", "ray", "torch", "pyarrow", "pandas", "scikit-learn", "numpy", "pytest-benchmark"]
-    found = {"python": platform.python_version()}
-    for name in names:
-        try:
-            found[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            found[name] = None
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain"], cwd=REPO, capture_output=True, text=True
-        ).stdout.strip()
-        found["commit"] = commit + ("+dirty" if dirty else "")
-    except OSError:
-        found["commit"] = None
-    return found
-
-
-def summarize_and_write(out: Path, meta: dict, results: list[dict]) -> list[dict]:
-    """Summaries, ratios and targets from the trial records; writes the three result files."""
-    summaries = [
-        report.summarize(result["workload"], record) for result in results for record in result["trials"]
-    ]
-    table_sizes = {w: sizes["table"] for w, sizes in meta["config"]["sizes"].items()}
-    report.add_ratios(summaries, table_sizes)
-    targets = report.evaluate_targets(summaries, table_sizes) + (meta.get("phases") or {}).get("targets", [])
-    report.write(out, meta, summaries, targets, results)
-    return summaries
 
 
 def run_phases(args, sizes: dict, out: Path) -> dict:
@@ -294,27 +207,28 @@ def run_phases(args, sizes: dict, out: Path) -> dict:
         str(folder),
     ] + ([] if args.no_warm else ["--warm"])
     print(f"phases: {' '.join(argv[2:])}", flush=True)
-    with open(out / "logs" / "phases.log", "w") as log:
-        code = subprocess.run(
-            argv, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, timeout=args.timeout
-        ).returncode
+    log_path = out / "logs" / "phases.log"
+    with open(log_path, "w") as log:
+        code = run_child(argv, log, timeout=args.timeout).returncode
     if code != 0 or not (folder / "phases.json").exists():
-        return {"error": f"benchmarks.phases exited with {code} (log: {out / 'logs' / 'phases.log'})"}
+        return {"error": f"benchmarks.phases exited with {code}: {last_line(log_path)} (log: {log_path})"}
     data = json.loads((folder / "phases.json").read_text())
-    return {**data["summary"], "meta": data["meta"], "markdown": (folder / "phases.md").read_text()}
+    return {**data["summary"], "meta": data["meta"]}
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.rewrite_report:
         data = json.loads((args.rewrite_report / "results.json").read_text())
-        summarize_and_write(args.rewrite_report, data["meta"], data["trials"])
+        report.finish(args.rewrite_report, data["meta"], data["trials"])
         print((args.rewrite_report / "results.md").read_text())
         return 0
     started = dt.datetime.now()
-    machine = machine_info()
+    measured_on = machine_record()
     # A GPU machine's results go under results/gpu/, which git keeps (see .gitignore).
-    out = args.out or RESULTS / ("gpu" if machine["gpu"] else "") / started.strftime("%Y%m%d-%H%M%S")
+    out = args.out or RESULTS / ("gpu" if measured_on["machine"]["gpu"] else "") / started.strftime(
+        "%Y%m%d-%H%M%S"
+    )
     for folder in (out / "specs", out / "logs"):
         folder.mkdir(parents=True, exist_ok=True)
     load_start = os.getloadavg()[0]
@@ -346,8 +260,7 @@ def main(argv: list[str] | None = None) -> int:
     meta = {
         "started": started.isoformat(timespec="seconds"),
         "seconds": round((dt.datetime.now() - started).total_seconds(), 1),
-        "machine": machine,
-        "versions": versions(),
+        **measured_on,
         "load_average": [load_start, os.getloadavg()[0]],
         "config": {
             "size": args.size,
@@ -364,7 +277,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     if phases is not None:
         meta["phases"] = phases
-    summaries = summarize_and_write(out, meta, results)
+    summaries = report.finish(out, meta, results)
     shutil.rmtree(out / ".scratch", ignore_errors=True)
     print((out / "results.md").read_text())
     failed = [s for s in summaries if s.get("error") or s.get("output_check") not in ("ok", None)]

@@ -8,7 +8,8 @@ import sys
 import tomllib
 from types import SimpleNamespace
 
-from benchmarks.phases import evaluate_targets, job_file, summarize
+from benchmarks.phases import job_file, summarize
+from benchmarks.targets import phases as phase_targets
 
 
 def test_fresh_run_sees_a_detached_grandchild_and_its_cpu(tmp_path):
@@ -103,7 +104,7 @@ def test_summary_ratios_and_targets():
     summary = summarize(records)
     by_name = {e["contender"]: e for e in summary["start_to_exit"]}
     assert by_name["cli ray"]["exit_vs_floor"] == 0.6 and by_name["cli spark"]["exit_vs_floor"] == 0.9
-    met = {t["target"]: t["met"] for t in evaluate_targets(summary)}
+    met = {t["target"]: t["met"] for t in phase_targets(summary)}
     assert met == {
         "ray cold job <= 0.75x its hand-written floor": True,
         "spark cold job <= 0.75x its hand-written floor": False,

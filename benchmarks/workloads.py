@@ -113,6 +113,17 @@ def available_workloads() -> list[str]:
     return [*example_names(), *sorted(BENCH_WORKLOADS)]
 
 
+def build_module(name: str) -> str:
+    """The module whose ``build(size, seed, out_dir)`` builds the workload."""
+    return BENCH_WORKLOADS[name][0] if name in BENCH_WORKLOADS else f"examples.{name}.build"
+
+
+def legacy_pipeline(name: str) -> str | None:
+    """The folder of the Spark ML pipeline the workload's build saves (its ``LEGACY_PIPELINE``), or
+    None: a benchmark-only workload is a module of its own, not an example's ``build``."""
+    return getattr(importlib.import_module(build_module(name)), "LEGACY_PIPELINE", None)
+
+
 def plan_sizes(
     preset: str | None, rows: list[int] | None, workloads: list[str], scaling: bool
 ) -> dict[str, dict[str, list[int]]]:
@@ -171,10 +182,8 @@ def prepare(
         shutil.rmtree(folder, ignore_errors=True)
         folder.mkdir(parents=True)
         started = time.perf_counter()
-        if name in BENCH_WORKLOADS:  # its build writes the job file too
-            metrics = importlib.import_module(BENCH_WORKLOADS[name][0]).build(largest, seed, folder)
-        else:
-            metrics = importlib.import_module(f"examples.{name}.build").build(largest, seed, folder)
+        metrics = importlib.import_module(build_module(name)).build(largest, seed, folder)
+        if name not in BENCH_WORKLOADS:  # a benchmark-only build writes the job file too
             shutil.copy(EXAMPLES / name / "job.toml", folder / "job.toml")
         stamp = {
             **wanted,
