@@ -19,8 +19,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from common.errors import InputError
-from common.model.murmur3 import SPARK_SEED, hash_int32, hash_int64, hash_utf8
-from common.model.timezones import utc_offsets
+from common.sql.murmur3 import SPARK_SEED, hash_int32, hash_int64, hash_utf8
+from common.sql.timezones import utc_offsets
 from common.spec.transforms import Transform
 
 if TYPE_CHECKING:
