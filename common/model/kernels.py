@@ -19,9 +19,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from common.errors import InputError
+from common.spec.transforms import Transform
 from common.sql.murmur3 import SPARK_SEED, hash_int32, hash_int64, hash_utf8
 from common.sql.timezones import utc_offsets
-from common.spec.transforms import Transform
 
 if TYPE_CHECKING:
     from common.model.features import FeatureBatch
