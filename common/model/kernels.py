@@ -250,7 +250,7 @@ def _type_error(t: Transform, typ: pa.DataType, needs: str) -> InputError:
 
 def _sql(batch, t):
     """A Spark SQL expression, compiled (``common.sql``): numbers on the batch's device."""
-    from common.sql.batch import apply_sql
+    from common.model.sql_transform import apply_sql
 
     apply_sql(batch, t.output, t.params["expr"], t.params["ansi"], t.input_columns())
 

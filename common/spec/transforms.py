@@ -70,7 +70,7 @@ class Transform:
 
     def output_type(self) -> pa.DataType:
         """The output's Arrow type; for ``sql`` it depends on the input's types
-        (``common.sql.plan.sql_output_types``)."""
+        (``common.sql.output_types.sql_output_types``)."""
         return pa.float64() if self.op in TORCH_OPS and self.op != "bucketize" else pa.int64()
 
 
