@@ -3,9 +3,9 @@
 One function per op, registered under the op's name in ``SPARK_OPS``; the ops are the spec's
 (``common.spec.transforms.OPS``), and ``tests/test_transforms.py`` holds the two sets and the torch
 side's equal. Only Spark built-ins (no Python UDFs), in as few ``withColumns`` as the dependencies
-allow. The model process reproduces exactly these expressions: ``common/model/kernels.py`` (the
-numeric, string, hash and time ops), ``common/model/ml_kernels.py`` (the Spark ML stage ops) and,
-for ``op = "sql"``, which Spark runs as written, ``common/sql/batch.py``. Where an expression's
+allow. The model process reproduces exactly these expressions: ``common/model/transform_ops.py`` (the
+numeric, string, hash and time ops), ``common/model/spark_ml_ops.py`` (the Spark ML stage ops) and,
+for ``op = "sql"``, which Spark runs as written, ``common/model/sql_transform.py``. Where an expression's
 behaviour on an edge value matters (null, NaN, -1 for log1p, .5 ties), it is noted.
 """
 
@@ -189,7 +189,7 @@ def _datetime_part(t: Transform, col: Column, typ: T.DataType) -> dict[str, Colu
     return {t.output: part(local).cast("long")}  # dayofweek: 1 = Sunday ... 7 = Saturday
 
 
-# ---- the Spark ML feature-stage ops (common/model/ml_kernels.py) --------------------------------
+# ---- the Spark ML feature-stage ops (common/model/spark_ml_ops.py) --------------------------------
 # Each gets its input cast to double and gives float64. Comparisons spell out NaN where the stage's
 # Scala code differs from Spark SQL, which orders NaN above every number.
 

@@ -6,8 +6,8 @@ import pyarrow as pa
 import pytest
 
 from common.model.features import FeatureBatch, TensorColumn
+from common.model.sql_transform import apply_sql
 from common.sql import SqlRuntimeError
-from common.sql.batch import apply_sql
 from common.sql.spark_errors import sql_error_line
 from tests.support import spark_ansi
 

@@ -682,13 +682,13 @@ def test_spark_side_rejects_what_ours_rejects(spark):
 
 def test_spec_torch_and_spark_declare_the_same_ops():
     """Every op a bundle may name has a torch kernel and a Spark twin, and neither side has more:
-    the spec's ops, the torch kernels (``common.model.kernels`` and ``ml_kernels``) and
+    the spec's ops, the torch ops (``common.model.transform_ops`` and ``spark_ml_ops``) and
     ``spark_backend.transforms.SPARK_OPS`` are one set."""
-    from common.model import kernels, ml_kernels
+    from common.model import spark_ml_ops, transform_ops
     from common.spec.transforms import OPS
     from spark_backend.transforms import SPARK_OPS
 
     spec, spark = set(OPS), set(SPARK_OPS)
-    torch_ops = set(kernels._KERNELS) | set(ml_kernels.KERNELS)
+    torch_ops = set(transform_ops.OPS) | set(spark_ml_ops.OPS)
     assert torch_ops == spec, f"torch kernels {sorted(torch_ops ^ spec)} differ from the spec's ops"
     assert spark == spec, f"Spark twins {sorted(spark ^ spec)} differ from the spec's ops"

@@ -4,7 +4,7 @@
 Spark's column expressions (``spark_backend/transforms.py``) define the semantics; these functions
 reproduce them. Numeric ops run in torch on the batch's device; string, hash and time-zone ops run
 in Arrow/NumPy on the host. The ops that reproduce Spark ML stages are in ``spark_ml_ops``, and
-``sql`` runs its compiled expression through ``common.sql.batch``. Spark's surprises are kept on
+``sql`` runs its compiled expression through ``common.model.sql_transform``. Spark's surprises are kept on
 purpose (``round`` is HALF_UP on a double's shortest decimal text, NaN sorts above +inf,
 ``log1p(x <= -1)`` is null) so that both executors agree; each op notes its edge cases. torch is
 imported inside the ops so that importing this module on the driver does not pay for it.
@@ -21,11 +21,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from common.errors import InputError
-from common.model.murmur3 import SPARK_SEED, hash_int32, hash_int64, hash_utf8
 from common.model.spark_ml_ops import OPS as SPARK_ML_OPS
-from common.model.timezones import utc_offsets
 from common.model.torch_column import numeric_op, scalar_like
 from common.spec.transforms import Transform
+from common.sql.murmur3 import SPARK_SEED, hash_int32, hash_int64, hash_utf8
+from common.sql.timezones import utc_offsets
 
 if TYPE_CHECKING:
     from common.model.features import FeatureBatch
@@ -232,7 +232,7 @@ def _type_error(t: Transform, typ: pa.DataType, needs: str) -> InputError:
 
 def _sql(batch, t):
     """A Spark SQL expression, compiled (``common.sql``): numbers on the batch's device."""
-    from common.sql.batch import apply_sql
+    from common.model.sql_transform import apply_sql
 
     apply_sql(batch, t.output, t.params["expr"], t.params["ansi"], t.input_columns())
 

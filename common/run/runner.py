@@ -57,7 +57,7 @@ def check_sql_transforms(bundle: Bundle, schema: pa.Schema) -> None:
     string compared with a number): a BundleError naming the bundle and the transform."""
     if any(t.op == "sql" for t in bundle.transforms):
         from common.sql import SqlCompileError
-        from common.sql.plan import sql_output_types
+        from common.sql.output_types import sql_output_types
 
         try:
             sql_output_types(bundle.transforms, schema)

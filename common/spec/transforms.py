@@ -3,7 +3,7 @@
 Each op's table is a declared dataclass read by the strict TOML reader (``common.spec.toml``), so
 a typo fails when the bundle loads, naming the entry and the field. The ops are computed by
 ``common.model.transform_ops`` (Arrow/torch, in the model process: the Spark ML stage ops in
-``common.model.spark_ml_ops``, ``sql`` through ``common.sql.batch``) and by
+``common.model.spark_ml_ops``, ``sql`` through ``common.model.sql_transform``) and by
 ``spark_backend/transforms.py`` (Spark columns, the ground truth).
 """
 
@@ -71,7 +71,7 @@ class Transform:
 
     def output_type(self) -> pa.DataType:
         """The output's Arrow type; for ``sql`` it depends on the input's types
-        (``common.sql.plan.sql_output_types``)."""
+        (``common.sql.output_types.sql_output_types``)."""
         return pa.float64() if self.op in TORCH_OPS and self.op != "bucketize" else pa.int64()
 
 

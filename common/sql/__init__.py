@@ -1,10 +1,13 @@
 """Spark SQL expressions compiled to vectorised torch / pyarrow kernels with Spark's semantics.
 
-``compile_sql`` runs on the driver when a bundle loads (no torch import): it parses with sqlglot,
-types the expression as Spark's analyzer would, and refuses what cannot be reproduced exactly.
-``CompiledSql.evaluate`` runs in the workers: numeric, date and time work in torch on the batch's
-device, string and hash work in pyarrow/NumPy on the host. Under ANSI an error row raises
-``SqlRuntimeError`` with Spark's error class; without ANSI it gives Spark 3's null or wrapped value.
+``compile_sql`` runs on the driver at preflight and in the workers: it parses with sqlglot, types
+the expression as Spark's analyzer would, refuses what cannot be reproduced exactly, and folds
+constants as Spark's optimizer does (with torch, when there is a constant to fold).
+``CompiledSql.evaluate_rows`` is the one evaluation: the ``sql`` transform
+(``common.model.sql_transform``), the tests and the fuzzer all run through it. Numeric, date and
+time work runs in torch on the batch's device, string and hash work in pyarrow/NumPy on the host.
+Under ANSI an error row raises ``SqlRuntimeError`` with Spark's error class and one line
+(``errors.runtime_error_line``); without ANSI it gives Spark 3's null or wrapped value.
 """
 
 from __future__ import annotations
@@ -16,18 +19,24 @@ from typing import TYPE_CHECKING
 import pyarrow as pa
 
 from common.sql import types as T
-from common.sql.errors import ERROR_CLASSES, SqlCompileError, SqlRuntimeError
+from common.sql.errors import ERROR_CLASSES, SqlCompileError, SqlRuntimeError, runtime_error_line
 from common.sql.nodes import Node
 from common.sql.typecheck import check, parse, referenced_columns, supported, validate_static
 
 if TYPE_CHECKING:
     import torch
 
+    from common.sql.vec import Ctx, Vec
+
+    #: an input column: Arrow, or a Vec already on the evaluation's device (used in place)
+    Column = pa.Array | pa.ChunkedArray | Vec
+
 __all__ = [
     "CompiledSql",
     "SqlCompileError",
     "SqlRuntimeError",
     "compile_sql",
+    "compiled_for",
     "referenced_columns",
     "supported",
     "validate_static",
@@ -62,15 +71,25 @@ class CompiledSql:
     def arrow_type(self) -> pa.DataType:
         return T.ARROW_TYPES[self.tree.type]
 
-    def evaluate_rows(self, columns: Mapping[str, pa.Array], rows: int, device: torch.device | str = "cpu"):
-        """(ctx, result Vec) without raising: ``result.err`` holds each row's ANSI error code."""
+    def evaluate_rows(
+        self, columns: Mapping[str, Column], rows: int, device: torch.device | str = "cpu"
+    ) -> tuple[Ctx, Vec]:
+        """(ctx, result Vec) without raising: ``result.err`` holds each row's ANSI error code, the
+        planning error on every row. The one evaluation every caller runs through.
+
+        Args:
+            columns: the inputs by name, each an Arrow array or a Vec already on ``device``.
+        """
         import torch
 
         from common.sql.evaluate import evaluate
-        from common.sql.vec import Ctx
+        from common.sql.vec import Ctx, Vec
 
         ctx = Ctx(rows, torch.device(device))
-        inputs = {name: ctx.column(columns[name], typ) for name, typ in self.columns.items()}
+        inputs = {}
+        for name, typ in self.columns.items():
+            column = columns[name]
+            inputs[name] = column if isinstance(column, Vec) else ctx.column(column, typ)
         result = evaluate(ctx, self.tree, inputs)
         if self.planning_error is not None:
             result.err = ctx.raise_where(
@@ -78,25 +97,36 @@ class CompiledSql:
             )
         return ctx, result
 
-    def evaluate_vec(self, columns: Mapping[str, pa.Array], rows: int, device: torch.device | str = "cpu"):
-        """(ctx, result Vec); raises SqlRuntimeError for the first error row, as Spark fails the query."""
+    def evaluate_vec(
+        self,
+        columns: Mapping[str, Column],
+        rows: int,
+        device: torch.device | str = "cpu",
+        output: str | None = None,
+    ) -> tuple[Ctx, Vec]:
+        """(ctx, result Vec); raises SqlRuntimeError for the first error row, as Spark fails the
+        query. ``output`` names the sql transform in the error line."""
         ctx, result = self.evaluate_rows(columns, rows, device)
         if result.err is not None:
             codes = result.err[result.err != 0]
             if codes.numel():
                 error_class = ERROR_CLASSES[int(codes[0])]
-                raise SqlRuntimeError(f"[{error_class}] in `{self.text}`", error_class)
+                raise SqlRuntimeError(runtime_error_line(output, self.text, error_class), error_class)
         return ctx, result
 
     def evaluate(
-        self, columns: Mapping[str, pa.Array], rows: int, device: torch.device | str = "cpu"
+        self,
+        columns: Mapping[str, Column],
+        rows: int,
+        device: torch.device | str = "cpu",
+        output: str | None = None,
     ) -> pa.Array:
         """The result over one batch as an Arrow array of ``arrow_type``.
 
         Raises:
             SqlRuntimeError: under ANSI, when a row hits Spark's runtime error (the first row's class).
         """
-        ctx, result = self.evaluate_vec(columns, rows, device)
+        ctx, result = self.evaluate_vec(columns, rows, device, output)
         return ctx.to_arrow(result)
 
 
@@ -128,3 +158,14 @@ def compile_sql(text: str, schema: Mapping[str, pa.DataType | str], ansi: bool) 
         tree = fold_constants(tree, failures)
     columns = {n.params["name"]: n.type for n in tree.walk() if n.op == "column"}
     return CompiledSql(text, ansi, tree, columns, failures[0] if failures else None)
+
+
+_CACHE: dict[tuple[str, bool, tuple], CompiledSql] = {}
+
+
+def compiled_for(expr: str, ansi: bool, schema: Mapping[str, pa.DataType]) -> CompiledSql:
+    """``compile_sql`` cached per expression and input types (every batch of a job has them)."""
+    key = (expr, ansi, tuple(sorted((n, str(t)) for n, t in schema.items())))
+    if key not in _CACHE:
+        _CACHE[key] = compile_sql(expr, schema, ansi)
+    return _CACHE[key]

@@ -36,9 +36,11 @@ class SqlRuntimeError(BatchPredictError):
         return (type(self), (self.args[0], self.error_class))
 
 
-def runtime_error_line(output: str, expr: str, error_class: str) -> str:
-    """The one line both backends print for an ANSI error in a sql transform."""
+def runtime_error_line(output: str | None, expr: str, error_class: str) -> str:
+    """The one line every backend prints for an ANSI error in a sql expression: the transform's
+    output (when the expression runs as one), the expression and Spark's error class."""
+    where = f'sql transform "{output}"' if output is not None else "sql expression"
     return (
-        f'sql transform "{output}" failed under ANSI mode: [{error_class}] in `{expr}` '
+        f"{where} failed under ANSI mode: [{error_class}] in `{expr}` "
         "(sql_ansi = false in bundle.toml gives Spark 3 semantics: null or wrapped values instead)"
     )

@@ -1,4 +1,4 @@
-"""Walks a typed ``Node`` tree with the kernel registry."""
+"""Walks a typed ``Node`` tree with the op registry (``common.sql.vec.OPS``), and folds constants."""
 
 from __future__ import annotations
 
@@ -12,12 +12,12 @@ from common.sql import (
 )
 from common.sql.errors import ERROR_CLASSES
 from common.sql.nodes import Node
-from common.sql.vec import KERNELS, Ctx, Vec, kernel
+from common.sql.vec import OPS, Ctx, Vec, kernel
 
 _MODULES = (kernels_cast, kernels_hash, kernels_numeric, kernels_round, kernels_string, kernels_time)
 
 
-@kernel("literal")
+@kernel("literal", null_intolerant=False)
 def literal(ctx: Ctx, node: Node, args) -> Vec:
     return ctx.literal(node.params["value"], node.type)
 
@@ -77,4 +77,4 @@ def evaluate(ctx: Ctx, node: Node, columns: dict[str, Vec]) -> Vec:
     if node.op == "column":
         return columns[node.params["name"]]
     args = [evaluate(ctx, arg, columns) for arg in node.args]
-    return KERNELS[node.op](ctx, node, args)
+    return OPS[node.op].kernel(ctx, node, args)

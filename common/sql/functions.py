@@ -8,40 +8,39 @@ compile-time constants a kernel needs in ``params``, and refuses what the kernel
 from __future__ import annotations
 
 import zoneinfo
-from collections.abc import Callable
 
 from common.sql import types as T
+from common.sql.checker import FUNCTIONS, Checker, decimal_error, function
 from common.sql.errors import SqlCompileError
-from common.sql.nodes import Node
+from common.sql.nodes import Node, lit
 from common.sql.regex import translate_pattern, translate_replacement
-from common.sql.typecheck import _DATE_TRUNC_UNITS, _Checker, _decimal, lit
 
-Rule = Callable[[_Checker, list, str], Node]
-FUNCTIONS: dict[str, Rule] = {}
+__all__ = ["FUNCTIONS"]  # the registry (common.sql.checker), filled by this module
 
-
-def _rule(*names: str, arity: tuple[int, int | None]):
-    low, high = arity
-
-    def register(fn):
-        def checked(c: _Checker, args: list, sql: str) -> Node:
-            if len(args) < low or (high is not None and len(args) > high):
-                want = f"{low}" if low == high else f"{low} to {high}" if high else f"at least {low}"
-                raise SqlCompileError(f"`{sql}`: {names[0]} takes {want} argument(s), got {len(args)}")
-            return fn(c, args, sql)
-
-        for name in names:
-            FUNCTIONS[name] = checked
-        return fn
-
-    return register
+_DATE_TRUNC_UNITS = {
+    "YEAR": "year",
+    "YYYY": "year",
+    "YY": "year",
+    "QUARTER": "quarter",
+    "MONTH": "month",
+    "MM": "month",
+    "MON": "month",
+    "WEEK": "week",
+    "DAY": "day",
+    "DD": "day",
+    "HOUR": "hour",
+    "MINUTE": "minute",
+    "SECOND": "second",
+    "MILLISECOND": "millisecond",
+    "MICROSECOND": "microsecond",
+}
 
 
 # ---- numbers ---------------------------------------------------------------------------------
 
 
 def _double_unary(op: str):
-    def rule(c: _Checker, args: list, sql: str) -> Node:
+    def rule(c: Checker, args: list, sql: str) -> Node:
         x = c.cast(c.numeric(args[0], sql, op), T.DOUBLE, sql)
         return Node(op, T.DOUBLE, (x,))
 
@@ -49,10 +48,10 @@ def _double_unary(op: str):
 
 
 for _name in ("sqrt", "exp", "expm1", "ln", "log10", "log2", "log1p"):
-    _rule(_name, arity=(1, 1))(_double_unary(_name))
+    function(_name, arity=(1, 1))(_double_unary(_name))
 
 
-@_rule("log", arity=(1, 2))
+@function("log", arity=(1, 2))
 def _log(c, args, sql):
     if len(args) == 1:
         return _double_unary("ln")(c, args, sql)
@@ -60,47 +59,47 @@ def _log(c, args, sql):
     return Node("log_base", T.DOUBLE, (base, x))
 
 
-@_rule("pow", "power", arity=(2, 2))
+@function("pow", "power", arity=(2, 2))
 def _pow(c, args, sql):
     x, y = (c.cast(c.numeric(a, sql, "pow"), T.DOUBLE, sql) for a in args)
     return Node("pow", T.DOUBLE, (x, y))
 
 
-@_rule("pmod", arity=(2, 2))
+@function("pmod", arity=(2, 2))
 def _pmod(c, args, sql):
     return c.binary_numeric("pmod", args[0], args[1], sql)
 
 
-@_rule("mod", arity=(2, 2))
+@function("mod", arity=(2, 2))
 def _mod(c, args, sql):
     return c.binary_numeric("mod", args[0], args[1], sql)
 
 
-@_rule("try_divide", arity=(2, 2))
+@function("try_divide", arity=(2, 2))
 def _try_divide(c, args, sql):
     if all(a.type in T.INTEGRAL + (T.VOID,) for a in args) or any(a.type in T.FRACTIONAL for a in args):
         return c.make_divide(args[0], args[1], sql, try_=True)
-    raise _decimal(sql)
+    raise decimal_error(sql)
 
 
-@_rule("abs", arity=(1, 1))
+@function("abs", arity=(1, 1))
 def _abs(c, args, sql):
     x = c.numeric(args[0], sql, "abs")
     if x.type == T.DECIMAL:
-        raise _decimal(sql)
+        raise decimal_error(sql)
     x = c.cast(x, T.INT, sql) if x.type == T.VOID else x
     return Node("abs", x.type, (x,), {"ansi": c.ansi})
 
 
-@_rule("negative", arity=(1, 1))
+@function("negative", arity=(1, 1))
 def _negative(c, args, sql):
     x = c.numeric(args[0], sql, "negative")
     if x.type == T.DECIMAL:
-        raise _decimal(sql)
+        raise decimal_error(sql)
     return Node("neg", x.type, (x,), {"ansi": c.ansi})
 
 
-@_rule("sign", "signum", arity=(1, 1))
+@function("sign", "signum", arity=(1, 1))
 def _sign(c, args, sql):
     return Node("sign", T.DOUBLE, (c.cast(c.numeric(args[0], sql, "sign"), T.DOUBLE, sql),))
 
@@ -113,7 +112,7 @@ def _floor_ceil(op):
             )
         x = c.numeric(args[0], sql, op)
         if x.type == T.DECIMAL:
-            raise _decimal(sql)
+            raise decimal_error(sql)
         if x.type in T.INTEGRAL or x.type == T.VOID:
             return c.cast(x, T.BIGINT, sql)
         return Node(op, T.BIGINT, (c.cast(x, T.DOUBLE, sql),), {"ansi": c.ansi})
@@ -121,15 +120,15 @@ def _floor_ceil(op):
     return rule
 
 
-_rule("floor", arity=(1, 2))(_floor_ceil("floor"))
-_rule("ceil", "ceiling", arity=(1, 2))(_floor_ceil("ceil"))
+function("floor", arity=(1, 2))(_floor_ceil("floor"))
+function("ceil", "ceiling", arity=(1, 2))(_floor_ceil("ceil"))
 
 
 def _round(mode):
     def rule(c, args, sql):
         x = c.numeric(args[0], sql, "round")
         if x.type == T.DECIMAL:
-            raise _decimal(sql)
+            raise decimal_error(sql)
         scale = c.literal_value(args[1], sql, "round's scale", (T.INT,)) if len(args) > 1 else 0
         if scale is None:
             return lit(None, x.type)
@@ -139,8 +138,8 @@ def _round(mode):
     return rule
 
 
-_rule("round", arity=(1, 2))(_round("half_up"))
-_rule("bround", arity=(1, 2))(_round("half_even"))
+function("round", arity=(1, 2))(_round("half_up"))
+function("bround", arity=(1, 2))(_round("half_even"))
 
 
 def _extremum(op):
@@ -153,18 +152,18 @@ def _extremum(op):
     return rule
 
 
-_rule("greatest", arity=(2, None))(_extremum("greatest"))
-_rule("least", arity=(2, None))(_extremum("least"))
+function("greatest", arity=(2, None))(_extremum("greatest"))
+function("least", arity=(2, None))(_extremum("least"))
 
 
-@_rule("isnan", arity=(1, 1))
+@function("isnan", arity=(1, 1))
 def _isnan(c, args, sql):
     x = c.numeric(args[0], sql, "isnan")
     x = x if x.type in T.FRACTIONAL else c.cast(x, T.DOUBLE, sql)
     return Node("isnan", T.BOOLEAN, (x,))
 
 
-@_rule("nanvl", arity=(2, 2))
+@function("nanvl", arity=(2, 2))
 def _nanvl(c, args, sql):
     a, b = (c.numeric(x, sql, "nanvl") for x in args)
     typ = T.FLOAT if a.type == b.type == T.FLOAT else T.DOUBLE
@@ -174,25 +173,25 @@ def _nanvl(c, args, sql):
 # ---- conditionals ----------------------------------------------------------------------------
 
 
-@_rule("coalesce", arity=(1, None))
+@function("coalesce", arity=(1, None))
 def _coalesce(c, args, sql):
     typ = c.common(args, sql, "coalesce")
     return Node("coalesce", typ, tuple(c.cast(a, typ, sql) for a in args))
 
 
-@_rule("nvl", "ifnull", arity=(2, 2))
+@function("nvl", "ifnull", arity=(2, 2))
 def _nvl(c, args, sql):
     return _coalesce(c, args, sql)
 
 
-@_rule("nullif", arity=(2, 2))
+@function("nullif", arity=(2, 2))
 def _nullif(c, args, sql):
     a, b = args
     equal = c.compare("eq", a, b, sql)
     return Node("case", a.type, (equal, lit(None, a.type), a))
 
 
-@_rule("if", arity=(3, 3))
+@function("if", arity=(3, 3))
 def _if(c, args, sql):
     condition = c.boolean(args[0], sql)
     typ = c.common(args[1:], sql, "if")
@@ -212,9 +211,9 @@ def _string_unary(op, result=T.STRING):
     return rule
 
 
-_rule("lower", "lcase", arity=(1, 1))(_string_unary("lower"))
-_rule("upper", "ucase", arity=(1, 1))(_string_unary("upper"))
-_rule("length", "char_length", "character_length", arity=(1, 1))(_string_unary("length", T.INT))
+function("lower", "lcase", arity=(1, 1))(_string_unary("lower"))
+function("upper", "ucase", arity=(1, 1))(_string_unary("upper"))
+function("length", "char_length", "character_length", arity=(1, 1))(_string_unary("length", T.INT))
 
 
 def _trim_fn(side):
@@ -224,12 +223,12 @@ def _trim_fn(side):
     return rule
 
 
-_rule("ltrim", arity=(1, 1))(_trim_fn("ltrim"))
-_rule("rtrim", arity=(1, 1))(_trim_fn("rtrim"))
-_rule("trim", arity=(1, 1))(_trim_fn("trim"))
+function("ltrim", arity=(1, 1))(_trim_fn("ltrim"))
+function("rtrim", arity=(1, 1))(_trim_fn("rtrim"))
+function("trim", arity=(1, 1))(_trim_fn("trim"))
 
 
-@_rule("substring", "substr", arity=(2, 3))
+@function("substring", "substr", arity=(2, 3))
 def _substring(c, args, sql):
     pos = c.literal_value(args[1], sql, "substring's position", T.INTEGRAL)
     length = c.literal_value(args[2], sql, "substring's length", T.INTEGRAL) if len(args) > 2 else 2**31 - 1
@@ -238,12 +237,12 @@ def _substring(c, args, sql):
     return Node("substring", T.STRING, (c.string_arg(args[0], sql),), {"pos": pos, "length": length})
 
 
-@_rule("concat", arity=(1, None))
+@function("concat", arity=(1, None))
 def _concat(c, args, sql):
     return Node("concat", T.STRING, tuple(c.string_arg(a, sql) for a in args))
 
 
-@_rule("concat_ws", arity=(1, None))
+@function("concat_ws", arity=(1, None))
 def _concat_ws(c, args, sql):
     sep = c.literal_value(args[0], sql, "concat_ws's separator", (T.STRING,))
     if sep is None:
@@ -266,11 +265,11 @@ def _pad(side):
     return rule
 
 
-_rule("lpad", arity=(2, 3))(_pad("lpad"))
-_rule("rpad", arity=(2, 3))(_pad("rpad"))
+function("lpad", arity=(2, 3))(_pad("lpad"))
+function("rpad", arity=(2, 3))(_pad("rpad"))
 
 
-@_rule("replace", arity=(2, 3))
+@function("replace", arity=(2, 3))
 def _replace(c, args, sql):
     search = c.literal_value(args[1], sql, "replace's search string", (T.STRING,))
     replacement = c.literal_value(args[2], sql, "replace's replacement", (T.STRING,)) if len(args) > 2 else ""
@@ -291,12 +290,12 @@ def _match(op):
     return rule
 
 
-_rule("startswith", arity=(2, 2))(_match("startswith"))
-_rule("endswith", arity=(2, 2))(_match("endswith"))
-_rule("contains", arity=(2, 2))(_match("contains"))
+function("startswith", arity=(2, 2))(_match("startswith"))
+function("endswith", arity=(2, 2))(_match("endswith"))
+function("contains", arity=(2, 2))(_match("contains"))
 
 
-@_rule("instr", arity=(2, 2))
+@function("instr", arity=(2, 2))
 def _instr(c, args, sql):
     sub = c.literal_value(args[1], sql, "instr's substring", (T.STRING,))
     if sub is None:
@@ -304,7 +303,7 @@ def _instr(c, args, sql):
     return Node("instr", T.INT, (c.string_arg(args[0], sql),), {"sub": sub})
 
 
-@_rule("split_part", arity=(3, 3))
+@function("split_part", arity=(3, 3))
 def _split_part(c, args, sql):
     delim = c.literal_value(args[1], sql, "split_part's delimiter", (T.STRING,))
     index = c.literal_value(args[2], sql, "split_part's part number", T.INTEGRAL)
@@ -317,7 +316,7 @@ def _split_part(c, args, sql):
     return Node("split_part", T.STRING, (c.string_arg(args[0], sql),), {"delim": delim, "index": index})
 
 
-@_rule("rlike", "regexp", "regexp_like", arity=(2, 2))
+@function("rlike", "regexp", "regexp_like", arity=(2, 2))
 def _rlike(c, args, sql):
     pattern = c.literal_value(args[1], sql, "the regex", (T.STRING,))
     if pattern is None:
@@ -330,7 +329,7 @@ def _rlike(c, args, sql):
     )
 
 
-@_rule("regexp_extract", arity=(2, 3))
+@function("regexp_extract", arity=(2, 3))
 def _regexp_extract(c, args, sql):
     pattern = c.literal_value(args[1], sql, "the regex", (T.STRING,))
     group = c.literal_value(args[2], sql, "regexp_extract's group", T.INTEGRAL) if len(args) > 2 else 1
@@ -342,7 +341,7 @@ def _regexp_extract(c, args, sql):
     )
 
 
-@_rule("regexp_replace", arity=(3, 3))
+@function("regexp_replace", arity=(3, 3))
 def _regexp_replace(c, args, sql):
     pattern = c.literal_value(args[1], sql, "the regex", (T.STRING,))
     replacement = c.literal_value(args[2], sql, "the replacement", (T.STRING,))
@@ -363,17 +362,17 @@ def _hash(op, result):
     def rule(c, args, sql):
         for a in args:
             if a.type == T.DECIMAL:
-                raise _decimal(sql)
+                raise decimal_error(sql)
         return Node(op, result, tuple(a if a.type != T.VOID else lit(None, T.INT) for a in args))
 
     return rule
 
 
-_rule("hash", arity=(1, None))(_hash("hash", T.INT))
-_rule("xxhash64", arity=(1, None))(_hash("xxhash64", T.BIGINT))
+function("hash", arity=(1, None))(_hash("hash", T.INT))
+function("xxhash64", arity=(1, None))(_hash("xxhash64", T.BIGINT))
 
 
-@_rule("crc32", arity=(1, 1))
+@function("crc32", arity=(1, 1))
 def _crc32(c, args, sql):
     return Node("crc32", T.BIGINT, (c.string_arg(args[0], sql),))
 
@@ -381,13 +380,13 @@ def _crc32(c, args, sql):
 # ---- dates and times -------------------------------------------------------------------------
 
 
-def _as_date(c: _Checker, node: Node, sql: str) -> Node:
+def _as_date(c: Checker, node: Node, sql: str) -> Node:
     if node.type not in (T.DATE, T.TIMESTAMP, T.STRING, T.VOID):
         raise SqlCompileError(f"`{sql}`: needs a date, timestamp or string, got {node.type}")
     return c.cast(node, T.DATE, sql)
 
 
-def _as_timestamp(c: _Checker, node: Node, sql: str) -> Node:
+def _as_timestamp(c: Checker, node: Node, sql: str) -> Node:
     if node.type not in (T.DATE, T.TIMESTAMP, T.STRING, T.VOID):
         raise SqlCompileError(f"`{sql}`: needs a timestamp, date or string, got {node.type}")
     return c.cast(node, T.TIMESTAMP, sql)
@@ -409,7 +408,7 @@ for _names, _part in (
     (("weekofyear",), "weekofyear"),
     (("quarter",), "quarter"),
 ):
-    _rule(*_names, arity=(1, 1))(_date_part(_part))
+    function(*_names, arity=(1, 1))(_date_part(_part))
 
 
 def _time_part(op):
@@ -420,15 +419,15 @@ def _time_part(op):
 
 
 for _part in ("hour", "minute", "second"):
-    _rule(_part, arity=(1, 1))(_time_part(_part))
+    function(_part, arity=(1, 1))(_time_part(_part))
 
 
-@_rule("to_date", arity=(1, 1))
+@function("to_date", arity=(1, 1))
 def _to_date(c, args, sql):
     return _as_date(c, args[0], sql)
 
 
-@_rule("to_timestamp", arity=(1, 1))
+@function("to_timestamp", arity=(1, 1))
 def _to_timestamp(c, args, sql):
     return _as_timestamp(c, args[0], sql)
 
@@ -443,16 +442,16 @@ def _date_shift(sign):
     return rule
 
 
-_rule("date_add", arity=(2, 2))(_date_shift(1))
-_rule("date_sub", arity=(2, 2))(_date_shift(-1))
+function("date_add", arity=(2, 2))(_date_shift(1))
+function("date_sub", arity=(2, 2))(_date_shift(-1))
 
 
-@_rule("datediff", arity=(2, 2))
+@function("datediff", arity=(2, 2))
 def _datediff(c, args, sql):
     return Node("datediff", T.INT, tuple(_as_date(c, a, sql) for a in args))
 
 
-@_rule("date_trunc", arity=(2, 2))
+@function("date_trunc", arity=(2, 2))
 def _date_trunc(c, args, sql):
     unit = c.literal_value(args[0], sql, "date_trunc's unit", (T.STRING,))
     if unit is None:
@@ -469,7 +468,7 @@ def _date_trunc(c, args, sql):
     )
 
 
-@_rule("unix_timestamp", arity=(1, 1))
+@function("unix_timestamp", arity=(1, 1))
 def _unix_timestamp(c, args, sql):
     if args[0].type not in (T.TIMESTAMP, T.DATE):
         raise SqlCompileError(
@@ -494,5 +493,5 @@ def _zone_shift(op):
     return rule
 
 
-_rule("from_utc_timestamp", arity=(2, 2))(_zone_shift("from_utc_timestamp"))
-_rule("to_utc_timestamp", arity=(2, 2))(_zone_shift("to_utc_timestamp"))
+function("from_utc_timestamp", arity=(2, 2))(_zone_shift("from_utc_timestamp"))
+function("to_utc_timestamp", arity=(2, 2))(_zone_shift("to_utc_timestamp"))

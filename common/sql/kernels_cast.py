@@ -35,7 +35,7 @@ def _fail(ctx: Ctx, vec: Vec, bad: torch.Tensor, mode: str, error_class: str) ->
     return vec
 
 
-@kernel("cast")
+@kernel("cast", null_intolerant=True)
 def cast(ctx: Ctx, node, args):
     (a,) = args
     src, dst, mode = a.type, node.type, node.params["mode"]

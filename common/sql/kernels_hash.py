@@ -11,8 +11,8 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
-from common.model.murmur3 import _fmix, _mix_h1, _mix_k1
 from common.sql import types as T
+from common.sql.murmur3 import _fmix, _mix_h1, _mix_k1
 from common.sql.vec import Ctx, Vec, kernel
 
 _SEED = 42
@@ -171,7 +171,7 @@ def xxhash64_utf8(array: pa.Array, seeds: np.ndarray) -> np.ndarray:
         return _xx_fmix(h).view(np.int64)
 
 
-@kernel("hash", "xxhash64")
+@kernel("hash", "xxhash64", null_intolerant=False)
 def hash_(ctx: Ctx, node, args):
     murmur = node.op == "hash"
     seeds = np.full(ctx.rows, _SEED, dtype=np.int32 if murmur else np.int64)
@@ -202,7 +202,7 @@ def _crc_table() -> np.ndarray:
 _TABLE = _crc_table()
 
 
-@kernel("crc32")
+@kernel("crc32", null_intolerant=True)
 def crc32(ctx: Ctx, node, args):
     (a,) = args
     data, starts, lengths = _utf8(a.data)

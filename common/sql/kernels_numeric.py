@@ -46,7 +46,7 @@ def _overflow(typ: str, op: str, a: torch.Tensor, b: torch.Tensor, r: torch.Tens
     )
 
 
-@kernel("add", "sub", "mul")
+@kernel("add", "sub", "mul", null_intolerant=True)
 def arithmetic(ctx: Ctx, node, args):
     a, b = args
     err = ctx.strict_err(args)
@@ -76,13 +76,13 @@ def _zero_divisor(ctx, node, args, error_class):
     return zero, valid, err
 
 
-@kernel("divide")
+@kernel("divide", null_intolerant=True)
 def divide(ctx: Ctx, node, args):
     zero, valid, err = _zero_divisor(ctx, node, args, "DIVIDE_BY_ZERO")
     return Vec(T.DOUBLE, args[0].data / args[1].data, valid, err)
 
 
-@kernel("int_divide")
+@kernel("int_divide", null_intolerant=True)
 def int_divide(ctx: Ctx, node, args):
     a, b = args
     zero, valid, err = _zero_divisor(ctx, node, args, "DIVIDE_BY_ZERO")
@@ -113,13 +113,13 @@ def _remainder(x: torch.Tensor, y: torch.Tensor, integral: bool) -> torch.Tensor
     return exact_on_cpu(np.fmod, torch.fmod, x, y)
 
 
-@kernel("mod")
+@kernel("mod", null_intolerant=True)
 def mod(ctx: Ctx, node, args):
     zero, valid, err = _zero_divisor(ctx, node, args, "REMAINDER_BY_ZERO")
     return Vec(node.type, _remainder(args[0].data, args[1].data, node.type in T.INTEGRAL), valid, err)
 
 
-@kernel("pmod")
+@kernel("pmod", null_intolerant=True)
 def pmod(ctx: Ctx, node, args):
     zero, valid, err = _zero_divisor(ctx, node, args, "REMAINDER_BY_ZERO")
     x, n = args[0].data, args[1].data
@@ -129,7 +129,7 @@ def pmod(ctx: Ctx, node, args):
     return Vec(node.type, r, valid, err)
 
 
-@kernel("neg")
+@kernel("neg", null_intolerant=True)
 def neg(ctx: Ctx, node, args):
     (a,) = args
     err = a.err
@@ -140,7 +140,7 @@ def neg(ctx: Ctx, node, args):
     return Vec(node.type, -a.data, a.valid, err)
 
 
-@kernel("abs")
+@kernel("abs", null_intolerant=True)
 def abs_(ctx: Ctx, node, args):
     (a,) = args
     err = a.err
@@ -151,7 +151,7 @@ def abs_(ctx: Ctx, node, args):
     return Vec(node.type, torch.abs(a.data), a.valid, err)
 
 
-@kernel("sign")
+@kernel("sign", null_intolerant=True)
 def sign(ctx: Ctx, node, args):
     (a,) = args
     x = a.data  # Math.signum: -0.0 and NaN come back unchanged
@@ -173,16 +173,18 @@ def _unary_math(fn, null_at_or_below=None):
     return run
 
 
-kernel("sqrt")(_unary_math(lambda x: exact_on_cpu(np.sqrt, torch.sqrt, x)))
-kernel("exp")(_unary_math(torch.exp))
-kernel("expm1")(_unary_math(torch.expm1))
-kernel("ln")(_unary_math(torch.log, 0.0))
-kernel("log10")(_unary_math(torch.log10, 0.0))
-kernel("log2")(_unary_math(lambda x: torch.log(x) / math.log(2.0), 0.0))  # Spark: log(x) / log(2)
-kernel("log1p")(_unary_math(torch.log1p, -1.0))
+kernel("sqrt", null_intolerant=True)(_unary_math(lambda x: exact_on_cpu(np.sqrt, torch.sqrt, x)))
+kernel("exp", null_intolerant=True)(_unary_math(torch.exp))
+kernel("expm1", null_intolerant=True)(_unary_math(torch.expm1))
+kernel("ln", null_intolerant=True)(_unary_math(torch.log, 0.0))
+kernel("log10", null_intolerant=True)(_unary_math(torch.log10, 0.0))
+kernel("log2", null_intolerant=True)(
+    _unary_math(lambda x: torch.log(x) / math.log(2.0), 0.0)
+)  # Spark: log(x) / log(2)
+kernel("log1p", null_intolerant=True)(_unary_math(torch.log1p, -1.0))
 
 
-@kernel("log_base")
+@kernel("log_base", null_intolerant=True)
 def log_base(ctx: Ctx, node, args):
     base, x = args
     err = ctx.strict_err(args)
@@ -193,7 +195,7 @@ def log_base(ctx: Ctx, node, args):
     return Vec(T.DOUBLE, out, valid, err)
 
 
-@kernel("pow")
+@kernel("pow", null_intolerant=True)
 def pow_(ctx: Ctx, node, args):
     a, b = args
     x, y = a.data, b.data
@@ -212,7 +214,7 @@ def _to_long(ctx: Ctx, f: torch.Tensor) -> torch.Tensor:
     return torch.where(clipped >= _TWO63, big, as_long)
 
 
-@kernel("floor", "ceil")
+@kernel("floor", "ceil", null_intolerant=True)
 def floor_ceil(ctx: Ctx, node, args):
     (a,) = args
     f = torch.floor(a.data) if node.op == "floor" else torch.ceil(a.data)
@@ -275,13 +277,13 @@ def compare_values(ctx: Ctx, op: str, a: Vec, b: Vec) -> torch.Tensor:
     }[op](x, y)
 
 
-@kernel("eq", "neq", "lt", "lte", "gt", "gte")
+@kernel("eq", "neq", "lt", "lte", "gt", "gte", null_intolerant=True)
 def comparison(ctx: Ctx, node, args):
     a, b = args
     return Vec(T.BOOLEAN, compare_values(ctx, node.op, a, b), ctx.all_valid(args), ctx.strict_err(args))
 
 
-@kernel("eq_null_safe")
+@kernel("eq_null_safe", null_intolerant=False)
 def eq_null_safe(ctx: Ctx, node, args):
     a, b = args
     va, vb = ctx.valid(a), ctx.valid(b)
@@ -290,7 +292,7 @@ def eq_null_safe(ctx: Ctx, node, args):
     return Vec(T.BOOLEAN, out, None, ctx.strict_err(args, lazy=False))
 
 
-@kernel("and", "or")
+@kernel("and", "or", null_intolerant=False)
 def and_or(ctx: Ctx, node, args):
     a, b = args
     va, vb = ctx.valid(a), ctx.valid(b)
@@ -310,25 +312,25 @@ def and_or(ctx: Ctx, node, args):
     return Vec(T.BOOLEAN, value, valid, err)
 
 
-@kernel("not")
+@kernel("not", null_intolerant=True)
 def not_(ctx: Ctx, node, args):
     (a,) = args
     return Vec(T.BOOLEAN, ~a.data, a.valid, a.err)
 
 
-@kernel("is_null")
+@kernel("is_null", null_intolerant=False)
 def is_null(ctx: Ctx, node, args):
     (a,) = args
     return Vec(T.BOOLEAN, ~ctx.valid(a), None, a.err)
 
 
-@kernel("isnan")
+@kernel("isnan", null_intolerant=False)
 def isnan(ctx: Ctx, node, args):
     (a,) = args
     return Vec(T.BOOLEAN, torch.isnan(a.data) & ctx.valid(a), None, a.err)
 
 
-@kernel("in")
+@kernel("in", null_intolerant=False)
 def in_(ctx: Ctx, node, args):
     value, *items = args
     v_ok = ctx.ok(value)
@@ -362,7 +364,7 @@ def select(ctx: Ctx, mask: torch.Tensor, a: Vec, b: Vec) -> Vec:
     return Vec(a.type, data, torch.where(mask, ctx.valid(a), ctx.valid(b)))
 
 
-@kernel("case")
+@kernel("case", null_intolerant=False)
 def case(ctx: Ctx, node, args):
     *pairs, default = args
     conditions, values = pairs[0::2], pairs[1::2]
@@ -383,7 +385,7 @@ def case(ctx: Ctx, node, args):
     return Vec(out.type, out.data, out.valid, ctx.errors(*err_pairs))
 
 
-@kernel("coalesce")
+@kernel("coalesce", null_intolerant=False)
 def coalesce(ctx: Ctx, node, args):
     out = args[-1]
     for a in reversed(args[:-1]):
@@ -396,7 +398,7 @@ def coalesce(ctx: Ctx, node, args):
     return Vec(out.type, out.data, out.valid, ctx.errors(*pairs))
 
 
-@kernel("nanvl")
+@kernel("nanvl", null_intolerant=False)
 def nanvl(ctx: Ctx, node, args):
     a, b = args
     nan = torch.isnan(a.data) & ctx.ok(a)
@@ -408,7 +410,7 @@ def _greater(ctx: Ctx, a: Vec, b: Vec) -> torch.Tensor:
     return compare_values(ctx, "gt", a, b)
 
 
-@kernel("greatest", "least")
+@kernel("greatest", "least", null_intolerant=False)
 def extremum(ctx: Ctx, node, args):
     op = "gt" if node.op == "greatest" else "lt"
     out = args[0]

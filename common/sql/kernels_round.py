@@ -77,7 +77,7 @@ def _round_integral(ctx: Ctx, a: Vec, typ: str, scale: int, mode: str, ansi: boo
     return Vec(typ, out.to(a.data.dtype), a.valid, err)
 
 
-@kernel("round")
+@kernel("round", null_intolerant=True)
 def round_(ctx: Ctx, node, args):
     (a,) = args
     scale, mode = node.params["scale"], node.params["mode"]

@@ -69,7 +69,7 @@ def _utf8_bytes(arr: pa.Array) -> np.ndarray | None:
 _LOWER_SPECIAL_LEADS = (0xC4, 0xCE)
 
 
-@kernel("lower", "upper")
+@kernel("lower", "upper", null_intolerant=True)
 def change_case(ctx: Ctx, node, args):
     (a,) = args
     arr = a.data
@@ -99,13 +99,13 @@ def change_case(ctx: Ctx, node, args):
     return _string(ctx, a, out)
 
 
-@kernel("length")
+@kernel("length", null_intolerant=True)
 def length(ctx: Ctx, node, args):
     (a,) = args
     return _tensor(ctx, T.INT, pc.utf8_length(a.data), a)
 
 
-@kernel("trim")
+@kernel("trim", null_intolerant=True)
 def trim(ctx: Ctx, node, args):
     (a,) = args
     chars = node.params["chars"]
@@ -117,7 +117,7 @@ def trim(ctx: Ctx, node, args):
     return _string(ctx, a, getattr(pc, f"{family}_{node.params['side']}")(a.data, chars))
 
 
-@kernel("substring")
+@kernel("substring", null_intolerant=True)
 def substring(ctx: Ctx, node, args):
     (a,) = args
     pos, length = node.params["pos"], node.params["length"]
@@ -138,7 +138,7 @@ def substring(ctx: Ctx, node, args):
     return _string(ctx, a, out)
 
 
-@kernel("concat")
+@kernel("concat", null_intolerant=False)
 def concat(ctx: Ctx, node, args):
     data = pc.binary_join_element_wise(
         *[a.data for a in args], pa.scalar("", _STRING), null_handling="emit_null"
@@ -146,7 +146,7 @@ def concat(ctx: Ctx, node, args):
     return Vec(T.STRING, data.cast(_STRING), None, ctx.strict_err(args, lazy=False))
 
 
-@kernel("concat_ws")
+@kernel("concat_ws", null_intolerant=False)
 def concat_ws(ctx: Ctx, node, args):
     if not args:
         return Vec(T.STRING, pa.repeat(pa.scalar("", _STRING), ctx.rows))
@@ -158,7 +158,7 @@ def concat_ws(ctx: Ctx, node, args):
     return Vec(T.STRING, data.cast(_STRING), None, ctx.strict_err(args, lazy=False))
 
 
-@kernel("pad")
+@kernel("pad", null_intolerant=True)
 def pad(ctx: Ctx, node, args):
     (a,) = args
     length, fill, side = node.params["length"], node.params["pad"], node.params["side"]
@@ -179,7 +179,7 @@ def pad(ctx: Ctx, node, args):
     )
 
 
-@kernel("replace")
+@kernel("replace", null_intolerant=True)
 def replace(ctx: Ctx, node, args):
     (a,) = args
     search = node.params["search"]
@@ -188,14 +188,14 @@ def replace(ctx: Ctx, node, args):
     return _string(ctx, a, pc.replace_substring(a.data, search, node.params["replacement"]))
 
 
-@kernel("startswith", "endswith", "contains")
+@kernel("startswith", "endswith", "contains", null_intolerant=True)
 def match(ctx: Ctx, node, args):
     (a,) = args
     fn = {"startswith": pc.starts_with, "endswith": pc.ends_with, "contains": pc.match_substring}[node.op]
     return _tensor(ctx, T.BOOLEAN, fn(a.data, node.params["pattern"]), a)
 
 
-@kernel("instr")
+@kernel("instr", null_intolerant=True)
 def instr(ctx: Ctx, node, args):
     (a,) = args
     sub = node.params["sub"]
@@ -207,7 +207,7 @@ def instr(ctx: Ctx, node, args):
     return _tensor(ctx, T.INT, pc.if_else(found, position, 0), a)
 
 
-@kernel("split_part")
+@kernel("split_part", null_intolerant=True)
 def split_part(ctx: Ctx, node, args):
     (a,) = args
     delim, index = node.params["delim"], node.params["index"]
@@ -228,20 +228,20 @@ def split_part(ctx: Ctx, node, args):
     return _string(ctx, a, pc.if_else(a.data.is_valid(), out, a.data))
 
 
-@kernel("rlike")
+@kernel("rlike", null_intolerant=True)
 def rlike(ctx: Ctx, node, args):
     (a,) = args
     return _tensor(ctx, T.BOOLEAN, pc.match_substring_regex(a.data, node.params["pattern"].re2), a)
 
 
-@kernel("regexp_replace")
+@kernel("regexp_replace", null_intolerant=True)
 def regexp_replace(ctx: Ctx, node, args):
     (a,) = args
     out = pc.replace_substring_regex(a.data, node.params["pattern"].re2, node.params["replacement"])
     return _string(ctx, a, out)
 
 
-@kernel("regexp_extract")
+@kernel("regexp_extract", null_intolerant=True)
 def regexp_extract(ctx: Ctx, node, args):
     (a,) = args
     parts = pc.extract_regex(a.data, node.params["pattern"].re2)

@@ -3,7 +3,7 @@
 The session time zone is UTC (the executors fix it), so a timestamp's fields are plain integer
 arithmetic; the civil-calendar conversions are Howard Hinnant's ``days_from_civil`` and
 ``civil_from_days``, exact for every proleptic Gregorian date, as Spark's java.time. Time-zone
-shifts take their offsets from ``common.model.timezones`` (Java's rules, DST included) on the host.
+shifts take their offsets from ``common.sql.timezones`` (Java's rules, DST included) on the host.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import pyarrow as pa
 import torch
 
 from common.sql import types as T
+from common.sql.timezones import utc_offsets
 from common.sql.vec import Ctx, Vec, and_masks, kernel
 
 _MICROS = 1_000_000
@@ -46,7 +47,7 @@ def days_to_civil(days):
     return y + 1 * (m <= 2), m, d
 
 
-@kernel("date_part")
+@kernel("date_part", null_intolerant=True)
 def date_part(ctx: Ctx, node, args):
     (a,) = args
     days = a.data.to(torch.int64)
@@ -73,7 +74,7 @@ def date_part(ctx: Ctx, node, args):
     return Vec(T.INT, out.to(torch.int32), a.valid, a.err)
 
 
-@kernel("time_part")
+@kernel("time_part", null_intolerant=True)
 def time_part(ctx: Ctx, node, args):
     (a,) = args
     seconds = torch.div(a.data, _MICROS, rounding_mode="floor")
@@ -87,14 +88,14 @@ def time_part(ctx: Ctx, node, args):
     return Vec(T.INT, out.to(torch.int32), a.valid, a.err)
 
 
-@kernel("date_add")
+@kernel("date_add", null_intolerant=True)
 def date_add(ctx: Ctx, node, args):
     d, n = args
     shifted = d.data + n.data * node.params["sign"]  # int32 arithmetic wraps, as Spark's
     return Vec(T.DATE, shifted.to(torch.int32), and_masks(d.valid, n.valid), ctx.strict_err(args))
 
 
-@kernel("datediff")
+@kernel("datediff", null_intolerant=True)
 def datediff(ctx: Ctx, node, args):
     end, start = args
     return Vec(
@@ -105,7 +106,7 @@ def datediff(ctx: Ctx, node, args):
     )
 
 
-@kernel("date_trunc")
+@kernel("date_trunc", null_intolerant=True)
 def date_trunc(ctx: Ctx, node, args):
     (a,) = args
     micros = a.data
@@ -136,7 +137,7 @@ def date_trunc(ctx: Ctx, node, args):
     return Vec(T.TIMESTAMP, out, a.valid, a.err)
 
 
-@kernel("unix_timestamp")
+@kernel("unix_timestamp", null_intolerant=True)
 def unix_timestamp(ctx: Ctx, node, args):
     (a,) = args
     return Vec(T.BIGINT, torch.div(a.data, _MICROS, rounding_mode="trunc"), a.valid, a.err)  # Spark truncates
@@ -149,8 +150,6 @@ _FIRST, _LAST = -62135596800 + 2 * _CYCLE // 400, 253402300799 - 2 * _CYCLE // 4
 def zone_offsets(seconds: np.ndarray, zone: str) -> np.ndarray:
     """UTC offsets as Java computes them, also for instants outside the years 1..9999, which are
     moved by whole 400-year cycles into range (the zone's rules there are the same)."""
-    from common.model.timezones import utc_offsets
-
     seconds = np.asarray(seconds, dtype=np.int64)
     low = seconds < _FIRST
     high = seconds > _LAST
@@ -164,7 +163,7 @@ def _offsets(ctx: Ctx, seconds: torch.Tensor, valid: torch.Tensor, zone: str) ->
     return zone_offsets(np.where(ctx.to_host(valid), host, 0), zone)
 
 
-@kernel("from_utc_timestamp")
+@kernel("from_utc_timestamp", null_intolerant=True)
 def from_utc_timestamp(ctx: Ctx, node, args):
     (a,) = args
     seconds = torch.div(a.data, _MICROS, rounding_mode="floor")
@@ -172,7 +171,7 @@ def from_utc_timestamp(ctx: Ctx, node, args):
     return Vec(T.TIMESTAMP, a.data + offset * _MICROS, a.valid, a.err)
 
 
-@kernel("to_utc_timestamp")
+@kernel("to_utc_timestamp", null_intolerant=True)
 def to_utc_timestamp(ctx: Ctx, node, args):
     """Reads the timestamp as wall time in the zone, as java.time's ZonedDateTime.ofLocal: in an
     overlap the earlier offset, in a gap the offset before it (the wall time moves forward)."""

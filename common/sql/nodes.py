@@ -11,7 +11,7 @@ class Node:
     """One typed operation.
 
     Attributes:
-        op: the kernel that evaluates it (a key of ``common.sql.evaluate.KERNELS``).
+        op: the op that evaluates it (a key of ``common.sql.vec.OPS``, filled by the kernel modules).
         type: Spark's result type (``common.sql.types``).
         args: the operand nodes, evaluated by the kernel.
         params: compile-time constants of the op (a literal's value, a column's name, a cast's
@@ -27,3 +27,8 @@ class Node:
         yield self
         for arg in self.args:
             yield from arg.walk()
+
+
+def lit(value: Any, typ: str) -> Node:
+    """A literal node of Spark type ``typ`` (``None`` for NULL)."""
+    return Node("literal", typ, params={"value": value})

@@ -1,4 +1,4 @@
-"""Runtime values of the compiled expressions, and the kernel registry.
+"""Runtime values of the compiled expressions, and the op registry (kernels and their facts).
 
 A ``Vec`` holds one column while an expression is evaluated: numbers, booleans, dates (int32 days)
 and timestamps (int64 microseconds, UTC) as a torch tensor of their native dtype on the batch's
@@ -22,15 +22,33 @@ from common.sql import types as T
 from common.sql.nodes import Node
 
 Kernel = Callable[["Ctx", Node, list["Vec"]], "Vec"]
-KERNELS: dict[str, Kernel] = {}
 
 
-def kernel(*ops: str):
-    """Registers a kernel for the node ops named."""
+@dataclass(frozen=True)
+class Op:
+    """One node op: its kernel and the facts about it that the compiler relies on.
+
+    Attributes:
+        kernel: evaluates the op over a batch.
+        null_intolerant: null whenever an argument is null (Spark's ``NullIntolerant``): the
+            checker answers such an op with a NULL literal argument as NULL at compile time, as
+            Spark's NullPropagation does, so that an error in a sibling argument is never raised.
+    """
+
+    kernel: Kernel
+    null_intolerant: bool
+
+
+#: node op -> its Op; filled by the ``kernels_*`` modules (``common.sql.evaluate`` imports them all).
+OPS: dict[str, Op] = {}
+
+
+def kernel(*ops: str, null_intolerant: bool):
+    """Registers a kernel for the node ops named, with the facts every op declares (``Op``)."""
 
     def register(fn: Kernel) -> Kernel:
         for op in ops:
-            KERNELS[op] = fn
+            OPS[op] = Op(fn, null_intolerant)
         return fn
 
     return register
