@@ -33,6 +33,7 @@ from common.run.dead_letter import (
     split_dead_letters,
 )
 from common.run.engines import EngineSession
+from common.run.input_checks import check_portable_input
 from common.run.inputs import InputInfo, inspect_input, read_parquet_columns
 from common.run.output import finish_output, output_files, staged_output
 from common.run.path_safety import check_output_paths
@@ -53,6 +54,7 @@ def prepare(job: Job) -> tuple[Bundle, InputInfo, pa.Table]:
     check_declaration(job, bundle)
     required = [*job.passthrough_columns, *required_input_columns(bundle.transforms, bundle.features)]
     inputs = inspect_input(job.input_path, job.input_format, list(dict.fromkeys(required)))
+    check_portable_input(inputs, job.key, str(job.input_path))
     check_sql_transforms(bundle, inputs.schema)
     check_input_types(bundle, inputs.schema, str(job.input_path))
     keys = inputs.read_columns(job.key)
