@@ -281,5 +281,10 @@ def _engine_reason(text: str) -> str:
     match = re.search(r"failed (\d+) times?, most recent failure: .*?\): ([^\n]+)", text)
     if match:
         return f"a task failed {match.group(1)} times; last: {match.group(2)}"[:500]
+    match = re.search(r"An error occurred while calling (\S+?)\.?\n: ([\w.$]+): ([^\n]+)", text)
+    if match:  # py4j: the JVM's exception is on the second line
+        call, cls, message = match.groups()
+        where = "Spark did not start with the [spark] master and conf" if "SparkContext" in call else call
+        return f"{where}: {cls.rsplit('.', 1)[-1]}: {message}"[:500]
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     return lines[0][:500] if lines else ""
