@@ -7,7 +7,7 @@ backend accepts an input another one cannot read:
 
 - column names that are equal but for case (Spark resolves names case-insensitively), or that hold
   a dot or a backtick (Spark reads them as a path into a struct, or as quoting);
-- nanosecond timestamps (Spark: "Illegal Parquet type ... NANOS") and float16 columns;
+- nanosecond timestamps (Spark: "Illegal Parquet type ... NANOS") and float16 columns in Parquet;
 - file names holding a character Spark's path globbing reads as a pattern (``[]{}*?\\``) or ``:``
   (Hadoop takes it for a URI scheme): ``a[1].parquet`` beside ``a1.parquet`` read ``a1`` twice;
 - a key column of a nested type (a list, a struct, a map).
@@ -41,7 +41,7 @@ def check_portable_input(inputs, key: tuple[str, ...], where: str) -> None:
             "reads as one column; rename one"
         )
     for field in inputs.schema:
-        _check_column(field, where)
+        _check_column(field, where, parquet=inputs.format == "parquet")
     for file in inputs.files:
         bad = sorted({c for c in file.name if c in SPARK_PATH_CHARACTERS})
         if bad:
@@ -58,12 +58,14 @@ def check_portable_input(inputs, key: tuple[str, ...], where: str) -> None:
             )
 
 
-def _check_column(field: pa.Field, where: str) -> None:
+def _check_column(field: pa.Field, where: str, parquet: bool) -> None:
     if "." in field.name or "`" in field.name:
         raise InputError(
             f'input {where}: column "{field.name}" holds a dot or a backtick, which Spark reads as a '
             "struct path or quoting; rename it"
         )
+    if not parquet:  # a CSV's types are the driver's inference (timestamps in ns), which Spark is given
+        return
     for typ in _leaf_types(field.type):
         if pa.types.is_timestamp(typ) and typ.unit == "ns":
             raise InputError(
