@@ -40,8 +40,15 @@ exit codes: 0 ok, 1 parity outside tolerance, 2 error (one line on stderr, nothi
 """
 
 
+class _OneLineParser(argparse.ArgumentParser):
+    """argparse with its usage errors on one line, like every other error (exit code 2)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {' '.join(message.split())} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _OneLineParser(
         prog="batch-predict", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--debug", action="store_true", help="show full tracebacks on error")

@@ -33,7 +33,7 @@ from common.spec.job import Job
 from common.spec.transforms import split_host_stage
 from ray_backend import engine
 from ray_backend.reading import plan_units, rows_per_unit
-from ray_backend.settings import RaySettings
+from ray_backend.settings import RaySettings, check_gpu_request
 from ray_backend.tasks import predict_units, read_units
 
 _RETRY_NOTE = re.compile(r"\nFailed to .* after \d+/\d+ attempts \(total backoff .*", re.S)
@@ -80,6 +80,7 @@ def replica_resources(
         # each), so every replica starts instead of one waiting for a GPU that never frees.
         gpus = 1.0 / math.ceil(settings.concurrency / int(total_gpus)) if total_gpus >= 1 else 0.0
     else:
+        check_gpu_request(settings, resources)
         gpus = float(settings.num_gpus)
     if settings.num_cpus == "auto":
         cpus = max(0.0, min(1.0, (total_cpus - 1.0) / settings.concurrency))

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
+from common.run.inputs import csv_convert_options, naming_file
+
 
 @dataclass(frozen=True)
 class ReadUnit:
@@ -69,15 +71,16 @@ def read_unit(
     if fmt == "csv":
         import pyarrow.csv as pacsv
 
-        options = pacsv.ConvertOptions(column_types=schema, include_columns=list(columns))
-        table = pacsv.read_csv(item["path"], convert_options=options)
+        with naming_file(item["path"], "csv"):
+            table = pacsv.read_csv(item["path"], convert_options=csv_convert_options(schema, columns))
         for offset in range(0, table.num_rows, batch_rows):
             yield table.slice(offset, batch_rows)
         return
     import pyarrow.parquet as pq
 
-    reader = pq.ParquetFile(item["path"])
-    for batch in reader.iter_batches(
-        batch_size=batch_rows, row_groups=list(item["groups"]), columns=list(columns)
-    ):
-        yield pa.Table.from_batches([batch])
+    with naming_file(item["path"]):
+        reader = pq.ParquetFile(item["path"])
+        for batch in reader.iter_batches(
+            batch_size=batch_rows, row_groups=list(item["groups"]), columns=list(columns)
+        ):
+            yield pa.Table.from_batches([batch])

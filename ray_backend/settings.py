@@ -59,3 +59,19 @@ class RaySettings:
                 raise JobError(f'{where}: field "{name}" must be >= 0, got {value!r}')
         if not isinstance(self.runtime_env.get("py_modules", []), list):
             raise JobError(f'{where}: field "runtime_env": py_modules must be a list of paths or URIs')
+
+
+def check_gpu_request(settings: RaySettings, resources: Mapping[str, float]) -> None:
+    """A numeric ``num_gpus`` the cluster cannot give one replica would leave Ray waiting for it
+    forever: refused at once, naming the setting and what the cluster has."""
+    if settings.num_gpus == "auto" or not settings.num_gpus:
+        return
+    have = resources.get("GPU", 0.0)
+    if float(settings.num_gpus) > have:
+        shown = ", ".join(
+            f"{name} {value:g}" for name, value in sorted(resources.items()) if name in ("CPU", "GPU")
+        )
+        raise JobError(
+            f"[ray] num_gpus = {settings.num_gpus:g} per replica, but the Ray cluster has {have:g} GPUs "
+            f'({shown or "no resources"}); set num_gpus = "auto" or 0'
+        )

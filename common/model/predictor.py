@@ -379,9 +379,19 @@ def _to_arrow(values: Any, field: pa.Field, where: str) -> pa.Array:
             raise BundleError(f"bundle {where}: output {field.name}: {exc}") from None
     if values.type == field.type:
         return values
+    # A number cast to text (or back) succeeds and publishes other data than the model's.
+    if not pa.types.is_null(values.type) and _is_text(values.type) != _is_text(field.type):
+        raise BundleError(
+            f"bundle {where}: output {field.name} is declared {field.type} but the model returns "
+            f"{values.type}; declare the type the model returns in [outputs]"
+        )
     try:
         return values.cast(field.type, safe=True)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
         raise BundleError(
             f"bundle {where}: output {field.name} is {values.type}, cannot become {field.type}: {exc}"
         ) from None
+
+
+def _is_text(typ: pa.DataType) -> bool:
+    return pa.types.is_string(typ) or pa.types.is_large_string(typ) or pa.types.is_binary(typ)

@@ -16,6 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from common.errors import BundleError
 from common.model.predictor import ERROR_COLUMN
 
 DEAD_LETTER_DIR = "_dead_letter"
@@ -67,3 +68,34 @@ def split_dead_letters(files: list[Path], output: Path, passthrough: tuple[str, 
         source.close()
         os.replace(temporary, file)
     return total
+
+
+#: A job whose dead-lettered rows are more than this share of its input fails instead of publishing:
+#: a model that fails on (nearly) every row does not fit the input, whatever ``on_error`` says. Below
+#: 100 input rows this means every row.
+DEAD_LETTER_MAX_SHARE = 0.99
+
+
+def check_preflight_rows(table: pa.Table, bundle) -> None:
+    """Under dead_letter, the driver's preflight rows all failing is the bundle's fault, not the
+    rows': a BundleError with the first row's error (no-op for a table without ``ERROR_COLUMN``)."""
+    if ERROR_COLUMN not in table.column_names or not table.num_rows:
+        return
+    errors = table.column(ERROR_COLUMN)
+    if errors.null_count == 0:
+        raise BundleError(
+            f"bundle {bundle.path}: every one of the first {table.num_rows} input rows failed at the "
+            f"preflight ({errors[0].as_py()}); the model does not fit the input"
+        )
+
+
+def check_dead_letter_share(dead_rows: int, rows_in: int, output: Path) -> None:
+    """Fails the job when more than ``DEAD_LETTER_MAX_SHARE`` of its rows were dead-lettered,
+    naming the count and the first row's error (read from ``output``'s dead letters)."""
+    if not rows_in or dead_rows <= DEAD_LETTER_MAX_SHARE * rows_in:
+        return
+    first = pq.read_table(dead_letter_files(output)[0], columns=[DEAD_LETTER_ERROR]).column(0)[0].as_py()
+    raise BundleError(
+        f"{dead_rows} of {rows_in} rows failed and were dead-lettered (more than "
+        f"{DEAD_LETTER_MAX_SHARE:.0%}), e.g. {first}; the model does not fit the input, nothing published"
+    )

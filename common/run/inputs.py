@@ -9,6 +9,7 @@ Problems come back as one-line InputErrors naming the file or column.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,17 +51,18 @@ class InputInfo:
 
     def csv_options(self, columns: Sequence[str] | None = None) -> pacsv.ConvertOptions:
         """How a CSV input is read: with the schema inferred here, never re-inferred per file."""
-        return pacsv.ConvertOptions(column_types=self.schema, include_columns=list(columns or []))
+        return csv_convert_options(self.schema, columns)
 
     def iter_batches(self, batch_size: int, columns: Sequence[str] | None = None) -> Iterator[pa.RecordBatch]:
         """The input (or some ``columns``) as record batches of at most ``batch_size`` rows, file by file."""
         for file in self.files:
-            if self.format == "csv":
-                yield from pacsv.read_csv(file, convert_options=self.csv_options(columns)).to_batches(
-                    batch_size
-                )
-            else:
-                yield from pq.ParquetFile(file).iter_batches(batch_size=batch_size, columns=columns)
+            with naming_file(file, self.format):
+                if self.format == "csv":
+                    yield from pacsv.read_csv(file, convert_options=self.csv_options(columns)).to_batches(
+                        batch_size
+                    )
+                else:
+                    yield from pq.ParquetFile(file).iter_batches(batch_size=batch_size, columns=columns)
 
     def head(self, rows: int) -> pa.Table:
         """The first ``rows`` rows (fewer when the input is shorter), typed as the input."""
@@ -81,9 +83,42 @@ class InputInfo:
         return read_parquet_columns(self.files, columns)
 
 
+def csv_convert_options(
+    schema: pa.Schema | None = None, columns: Sequence[str] | None = None
+) -> pacsv.ConvertOptions:
+    """The one CSV rule for every backend, Spark's: an empty cell, quoted or not, is null (also in
+    a string column), and no other text is (``NA`` stays a string, as Spark reads it)."""
+    return pacsv.ConvertOptions(
+        column_types=schema,
+        include_columns=list(columns or []),
+        null_values=[""],
+        strings_can_be_null=True,
+        quoted_strings_can_be_null=True,
+    )
+
+
 def read_parquet_columns(files: Sequence[Path], columns: Sequence[str]) -> pa.Table:
-    """Some columns of a set of Parquet files, as one table (only those columns are decoded)."""
-    return pads.dataset([str(f) for f in files], format="parquet").to_table(columns=list(columns))
+    """Some columns of a set of Parquet files, as one table (only those columns are decoded); a
+    file whose pages cannot be decoded is an InputError naming it."""
+    try:
+        return pads.dataset([str(f) for f in files], format="parquet").to_table(columns=list(columns))
+    except (OSError, pa.ArrowInvalid):
+        for file in files:  # which one: the dataset's error does not say
+            with naming_file(file):
+                pq.read_table(file, columns=list(columns))
+        raise
+
+
+@contextlib.contextmanager
+def naming_file(file: Path | str, fmt: str = "parquet") -> Iterator[None]:
+    """Turns a decoding error while reading ``file`` (corrupt pages behind a valid footer) into one
+    InputError line naming the file."""
+    try:
+        yield
+    except (OSError, pa.ArrowInvalid) as exc:
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+        kind = "CSV" if fmt == "csv" else "Parquet"
+        raise InputError(f"input file {file}: not a readable {kind} file: {reason}") from None
 
 
 def data_files(folder: Path, suffix: str | None = None) -> list[Path]:
@@ -103,6 +138,8 @@ def list_input_files(path: Path, fmt: str) -> list[Path]:
         raise InputError(f"input {path}: no such file or folder")
     if path.is_file():
         return [path]
+    if not path.is_dir():
+        raise InputError(f"input {path}: not a regular file or folder")
     return data_files(path, ".csv" if fmt == "csv" else None)
 
 
@@ -149,18 +186,36 @@ def _inspect_csv(files: list[Path], path: Path) -> tuple[pa.Schema, dict[str, tu
         raise InputError(f"input {path}: folder holds no CSV files")
     schema, groups = None, {}
     for file in files:
-        try:
-            table = pacsv.read_csv(file)
-        except (pa.ArrowInvalid, OSError) as exc:
-            raise InputError(f"input file {file}: not a readable CSV file: {exc}") from None
+        with naming_file(file, "csv"):
+            table = pacsv.read_csv(file, convert_options=csv_convert_options())
+        _check_csv_cells(table, file)
         if schema is None:
             schema = table.schema
         elif table.schema.names != schema.names:
             raise InputError(f"input file {file}: columns differ from {files[0].name}")
         else:  # widen types inferred differently per file (int in one, float in another)
-            schema = pa.unify_schemas([schema, table.schema], promote_options="permissive")
+            try:
+                schema = pa.unify_schemas([schema, table.schema], promote_options="permissive")
+            except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+                raise InputError(
+                    f"input file {file}: column types differ from {files[0].name}: "
+                    + " ".join(str(exc).split())
+                ) from None
         groups[str(file)] = (table.num_rows,)
     return schema, groups
+
+
+def _check_csv_cells(table: pa.Table, file: Path) -> None:
+    """A quoted line break in a cell: Spark reads CSV line by line and would see more rows."""
+    import pyarrow.compute as pc
+
+    for name in table.column_names:
+        column = table.column(name)
+        if pa.types.is_string(column.type) and pc.any(pc.match_substring_regex(column, "[\\r\\n]")).as_py():
+            raise InputError(
+                f'input file {file}: column "{name}" holds a line break inside a quoted cell, which '
+                "Spark reads as two rows; remove the line breaks"
+            )
 
 
 def _schema_diff(a: pa.Schema, b: pa.Schema) -> str:
@@ -169,5 +224,8 @@ def _schema_diff(a: pa.Schema, b: pa.Schema) -> str:
             return f'column "{column.name}" missing'
         if not b.field(column.name).type.equals(column.type):
             return f'column "{column.name}" is {b.field(column.name).type}, not {column.type}'
+        if b.field(column.name).nullable != column.nullable:
+            state = "nullable" if b.field(column.name).nullable else "not nullable"
+            return f'column "{column.name}" is {state} here, unlike there'
     extra = [n for n in b.names if n not in a.names]
     return f'extra column "{extra[0]}"' if extra else "column order differs"

@@ -24,8 +24,15 @@ from common.model.predictor import ErrorPolicy, Predictor
 from common.model.transform_ops import apply_transforms
 from common.run.backends import get_backend
 from common.run.chunks import ChunkManifest, find_resumable, plan_chunks, run_chunks, run_identity
-from common.run.dead_letter import DEAD_LETTER_ERROR, dead_letter_files, split_dead_letters
+from common.run.dead_letter import (
+    DEAD_LETTER_ERROR,
+    check_dead_letter_share,
+    check_preflight_rows,
+    dead_letter_files,
+    split_dead_letters,
+)
 from common.run.engines import EngineSession
+from common.run.input_checks import check_portable_input
 from common.run.inputs import InputInfo, inspect_input, read_parquet_columns
 from common.run.output import finish_output, output_files, staged_output
 from common.run.path_safety import check_output_paths
@@ -33,6 +40,7 @@ from common.run.progress import Progress
 from common.run.reconcile import check_input_keys, reconcile
 from common.run.result import EngineRun, RunResult
 from common.spec.bundle import BUNDLE_FILE, Bundle, load_bundle
+from common.spec.declared import check_declaration
 from common.spec.job import Job
 from common.spec.transforms import required_input_columns
 
@@ -42,8 +50,10 @@ PREFLIGHT_ROWS = 16
 def prepare(job: Job) -> tuple[Bundle, InputInfo, pa.Table]:
     """Loads the bundle and inspects the input: every check that needs no engine."""
     bundle = load_bundle(job.bundle_path)
+    check_declaration(job, bundle)
     required = [*job.passthrough_columns, *required_input_columns(bundle.transforms, bundle.features)]
     inputs = inspect_input(job.input_path, job.input_format, list(dict.fromkeys(required)))
+    check_portable_input(inputs, job.key, str(job.input_path))
     check_sql_transforms(bundle, inputs.schema)
     check_input_types(bundle, inputs.schema, str(job.input_path))
     keys = inputs.read_columns(job.key)
@@ -95,7 +105,7 @@ def preflight(bundle: Bundle, inputs: InputInfo, job: Job) -> Predictor:
     policy = ErrorPolicy(key=job.key, on_error=job.on_error)
     predictor = Predictor(bundle, run_transforms=True, passthrough=job.passthrough_columns, policy=policy)
     predictor.handler.validate()
-    predictor.run_batch(inputs.head(PREFLIGHT_ROWS))
+    check_preflight_rows(predictor.run_batch(inputs.head(PREFLIGHT_ROWS)), bundle)
     return predictor
 
 
@@ -172,6 +182,7 @@ def run_job(
         if not files:  # an engine may write nothing for an empty input: publish an empty, typed file
             pq.write_table(predictor.result_schema(inputs.schema).empty_table(), stage / "part-empty.parquet")
             files = output_files(stage)
+        check_dead_letter_share(dead_rows, inputs.num_rows, stage)
         output_keys = read_parquet_columns(files, job.key)
         dead_keys = read_parquet_columns(dead_letter_files(stage), job.key) if dead_rows else None
         reconcile(input_keys, output_keys, dead_keys)
@@ -264,5 +275,10 @@ def _engine_reason(text: str) -> str:
     match = re.search(r"failed (\d+) times?, most recent failure: .*?\): ([^\n]+)", text)
     if match:
         return f"a task failed {match.group(1)} times; last: {match.group(2)}"[:500]
+    match = re.search(r"An error occurred while calling (\S+?)\.?\n: ([\w.$]+): ([^\n]+)", text)
+    if match:  # py4j: the JVM's exception is on the second line
+        call, cls, message = match.groups()
+        where = "Spark did not start with the [spark] master and conf" if "SparkContext" in call else call
+        return f"{where}: {cls.rsplit('.', 1)[-1]}: {message}"[:500]
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     return lines[0][:500] if lines else ""

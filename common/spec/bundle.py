@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -159,6 +160,8 @@ def parse_bundle(raw: Mapping[str, Any], folder: Path, where: str) -> Bundle:
     artifact = None
     if table.artifact is not None:
         artifact = folder / table.artifact
+        if not Path(os.path.normpath(artifact)).is_relative_to(folder):  # lexical: symlinks may point out
+            raise BundleError(f'{where}: field "artifact" ({table.artifact}) is outside the bundle folder')
         if not artifact.exists():  # a file, or a folder (transformers); the kind checks which
             raise BundleError(f"{where}: artifact {artifact.name} not found in {folder}")
     outputs = {

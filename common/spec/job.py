@@ -35,6 +35,8 @@ class _JobTable:
         keys = (self.key,) if isinstance(self.key, str) else self.key
         if not keys or not all(keys):
             raise JobError(f'{where}: field "key" must be a column name or a list of them')
+        if len(set(keys)) != len(keys):
+            raise JobError(f'{where}: field "key" lists a column twice')
         if self.chunk_rows is not None and self.chunk_rows < 1:
             raise JobError(f'{where}: field "chunk_rows" must be at least 1, got {self.chunk_rows}')
 
@@ -115,8 +117,12 @@ class Job:
 
 def load_job(path: str | Path) -> Job:
     """Reads and validates a job file; raises JobError naming the file and field at fault."""
-    file = Path(path).resolve()
-    if not file.is_file():
+    try:
+        file = Path(path).resolve()
+        found = file.is_file()
+    except (OSError, RuntimeError) as exc:  # a symlink loop, a name too long
+        raise JobError(f"job file {path}: cannot be read: {exc}") from None
+    if not found:
         raise JobError(f"job file {path}: not found")
     return parse_job(load_toml(file, JobError), file)
 

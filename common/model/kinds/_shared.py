@@ -41,6 +41,8 @@ def import_library(bundle: Bundle, module: str, package: str) -> ModuleType:
 def artifact_error(bundle: Bundle, exc: BaseException) -> BundleError:
     """A missing or unreadable artifact, with the library's own reason (first line only)."""
     reason = " ".join(str(exc).split("\n", 1)[0].split()) or type(exc).__name__
+    if bundle.artifact.is_file() and bundle.artifact.stat().st_size == 0:
+        reason = "the file is empty (0 bytes)"
     return bundle_error(bundle, "artifact", f"cannot load {bundle.artifact.name}: {reason}")
 
 

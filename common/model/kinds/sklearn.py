@@ -6,6 +6,7 @@ from typing import Any
 
 from common.errors import BundleError
 from common.model.handler import ModelHandler
+from common.model.kinds._shared import artifact_error
 
 #: the distributions whose versions can change this kind's results (a parity certificate records them)
 LIBRARIES = ("scikit-learn",)
@@ -23,9 +24,7 @@ class SklearnHandler(ModelHandler):
         try:
             model = joblib.load(self.bundle.artifact)
         except Exception as exc:  # joblib raises many types for a damaged file
-            raise BundleError(
-                f"bundle {self.bundle.path}: cannot load {self.bundle.artifact.name}: {exc}"
-            ) from None
+            raise artifact_error(self.bundle, exc) from None
         if not hasattr(model, self.bundle.method):
             raise BundleError(f"bundle {self.bundle.path}: model has no method {self.bundle.method}")
         return model

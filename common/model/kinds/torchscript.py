@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from common.errors import BundleError
 from common.model.handler import ModelHandler
+from common.model.kinds._shared import artifact_error
 
 #: the distributions whose versions can change this kind's results (a parity certificate records them)
 LIBRARIES = ("torch",)
@@ -22,9 +22,7 @@ class TorchScriptHandler(ModelHandler):
         try:
             model = torch.jit.load(str(self.bundle.artifact), map_location=self.device)
         except Exception as exc:  # torch raises RuntimeError or ValueError for a damaged archive
-            raise BundleError(
-                f"bundle {self.bundle.path}: cannot load {self.bundle.artifact.name}: {exc}"
-            ) from None
+            raise artifact_error(self.bundle, exc) from None
         model.eval()
         return model
 
