@@ -29,7 +29,7 @@ from common.run.dead_letter import DEAD_LETTER_ERROR, dead_letter_files, split_d
 from common.run.engines import EngineSession
 from common.run.inputs import InputInfo, inspect_input, read_parquet_columns
 from common.run.output import finish_output, output_files, staged_output
-from common.run.path_safety import check_output_paths
+from common.run.path_safety import check_output_paths, check_output_spares
 from common.run.progress import Progress
 from common.run.reconcile import check_input_keys, reconcile
 from common.run.result import EngineRun, RunResult
@@ -130,8 +130,10 @@ def run_job(
         notes.append(reason)
     engine_backend = engines.backend(backend) if engines is not None else get_backend(backend)
     name = engine_backend.name
-    check_output_paths(job.output_path, job.input_path, job.bundle_path)
+    check_output_paths(job.output_path, job.input_path, job.bundle_path, job.path)
     bundle, inputs, input_keys = prepare(job)
+    check_output_spares(job.output_path, inputs.files, "input file")
+    check_output_spares(job.output_path, (p for p in bundle.path.rglob("*") if p.is_file()), "bundle file")
     if check_model:
         predictor = preflight(bundle, inputs, job)
     else:
