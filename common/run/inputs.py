@@ -19,6 +19,7 @@ import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
 from common.errors import InputError
+from common.run.listing import check_input_root, data_files
 
 
 @dataclass(frozen=True)
@@ -86,21 +87,9 @@ def read_parquet_columns(files: Sequence[Path], columns: Sequence[str]) -> pa.Ta
     return pads.dataset([str(f) for f in files], format="parquet").to_table(columns=list(columns))
 
 
-def data_files(folder: Path, suffix: str | None = None) -> list[Path]:
-    """The data files under ``folder``, sorted: Spark's rule, which skips every path part that
-    starts with ``_`` or ``.`` (markers, manifests, dead letters, staging, checksums); with
-    ``suffix``, only files ending in it. The one rule for inputs and outputs alike."""
-    return sorted(
-        p
-        for p in folder.rglob(f"*{suffix or ''}")
-        if p.is_file() and not any(part.startswith(("_", ".")) for part in p.relative_to(folder).parts)
-    )
-
-
 def list_input_files(path: Path, fmt: str) -> list[Path]:
-    """A file, or every data file under a folder (CSV inputs: the ``.csv`` ones)."""
-    if not path.exists():
-        raise InputError(f"input {path}: no such file or folder")
+    """A file, or every data file under a folder (CSV inputs: the ``.csv`` ones): ``common.run.listing``."""
+    check_input_root(path)
     if path.is_file():
         return [path]
     return data_files(path, ".csv" if fmt == "csv" else None)

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from common.errors import OutputError
-from common.run.inputs import data_files
+from common.run.listing import data_files
 
 MANIFEST = "_manifest.json"
 SUCCESS = "_SUCCESS"
