@@ -135,6 +135,7 @@ def _run(job: Job, bundle: Bundle, inputs: InputInfo, stage: Path, settings: Ray
         "batch_rows": batch_size,
         "fmt": inputs.format,
         "schema": inputs.schema if inputs.format == "csv" else None,
+        "partitions": inputs.partitions,
     }
     details = {
         "replicas": replicas,

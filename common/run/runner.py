@@ -44,7 +44,9 @@ def prepare(job: Job) -> tuple[Bundle, InputInfo, pa.Table]:
     """Loads the bundle and inspects the input: every check that needs no engine."""
     bundle = load_bundle(job.bundle_path)
     required = [*job.passthrough_columns, *required_input_columns(bundle.transforms, bundle.features)]
-    inputs = inspect_input(job.input_path, job.input_format, list(dict.fromkeys(required)))
+    inputs = inspect_input(
+        job.input_path, job.input_format, list(dict.fromkeys(required)), job.where, job.partition_types
+    )
     check_sql_transforms(bundle, inputs.schema)
     check_input_types(bundle, inputs.schema, str(job.input_path))
     keys = inputs.read_columns(job.key)

@@ -44,6 +44,8 @@ class _JobTable:
 class _InputTable:
     path: str
     format: Literal["parquet", "csv"] | None = None
+    where: str = ""
+    partition_types: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,8 @@ class Job:
         parity: the ``[parity]`` tolerances and report options: the job's ``[parity]`` over the
             bundle's ``[parity]`` defaults (``common.parity.settings.with_defaults``).
         faults: the ``[faults]`` testing hook, or None.
+        where: ``[input] where``, a Spark SQL predicate over the partition columns choosing the
+            files read; partition_types: ``[input.partition_types]`` (``common.run.partitions``).
     """
 
     path: Path
@@ -79,6 +83,8 @@ class Job:
     passthrough: tuple[str, ...]
     bundle_path: Path
     overwrite: bool = False
+    where: str = ""
+    partition_types: Mapping[str, str] = field(default_factory=dict)
     on_error: str = "fail"
     chunk_rows: int | None = None
     settings: Mapping[str, Any] = field(default_factory=dict)
@@ -153,6 +159,8 @@ def parse_job(raw: Mapping[str, Any], file: Path) -> Job:
         passthrough=output_table.passthrough,
         bundle_path=bundle_path,
         overwrite=output_table.overwrite,
+        where=input_table.where,
+        partition_types=dict(input_table.partition_types),
         on_error=job_table.on_error,
         chunk_rows=job_table.chunk_rows,
         settings=settings,
