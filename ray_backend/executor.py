@@ -7,8 +7,8 @@ model for its later tasks and jobs (``ray_backend.tasks``). With GPU replicas (o
 cpu_stage = true``) the model runs in an actor pool instead, one actor per replica holding its
 GPU, fed by read tasks and (for host transforms and ``preprocess``) a CPU operator, so reading
 and CPU work overlap the GPU's. CPU reservations are sized so that the replicas always leave a
-CPU for the read and write tasks: on 2 CPUs, 2 actors holding 1 CPU each starve the reads and the
-job hangs forever.
+CPU for the read and write tasks (on 2 CPUs, 2 actors holding 1 CPU each starve the reads and the
+job hangs forever), and no task or actor asks for more than one node has (``ray_backend.sizing``).
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from common.spec.transforms import split_host_stage
 from ray_backend import engine
 from ray_backend.reading import plan_units, rows_per_unit
 from ray_backend.settings import RaySettings, check_gpu_request
+from ray_backend.sizing import alive_nodes, check_plan_fits, largest_node
 from ray_backend.tasks import predict_units, read_units
 
 _RETRY_NOTE = re.compile(r"\nFailed to .* after \d+/\d+ attempts \(total backoff .*", re.S)
@@ -84,15 +85,8 @@ def replica_resources(
         gpus = float(settings.num_gpus)
     if settings.num_cpus == "auto":
         cpus = max(0.0, min(1.0, (total_cpus - 1.0) / settings.concurrency))
-    else:
+    else:  # whether the replicas leave a CPU for reading is checked against the nodes (sizing.py)
         cpus = float(settings.num_cpus)
-        if cpus * settings.concurrency > total_cpus - 1.0:
-            warnings.warn(
-                f"[ray] {settings.concurrency} replicas x num_cpus {cpus} leave less than one of "
-                f"{total_cpus:g} CPUs "
-                "for reading; the job may stall",
-                stacklevel=2,
-            )
     return cpus, gpus
 
 
@@ -133,6 +127,7 @@ def _run(job: Job, bundle: Bundle, inputs: InputInfo, stage: Path, settings: Ray
         "batch_rows": batch_size,
         "fmt": inputs.format,
         "schema": inputs.schema if inputs.format == "csv" else None,
+        "partitions": inputs.partitions,
     }
     details = {
         "replicas": replicas,
@@ -142,33 +137,40 @@ def _run(job: Job, bundle: Bundle, inputs: InputInfo, stage: Path, settings: Ray
         "preprocess_stage": False,
     }
     write_args: dict = {}
+    write_pool: dict = {}
+    nodes = alive_nodes()
     if not units:  # an empty input: no task to run; the runner publishes an empty, typed output
         return EngineRun(startup_seconds=startup, device="cuda" if gpus else "cpu", details=details)
     ds = ray.data.from_items([u.to_item() for u in units], override_num_blocks=len(units))
     if gpus == 0 and cpu_stage is None:
         # One task per unit reads, predicts and writes (Ray Data fuses them), in a worker that keeps
-        # its model between tasks and jobs. Each task reserves the cluster's CPUs / concurrency, so
-        # at most `concurrency` run at once, with as many torch threads. A task whose worker dies
-        # (OOM, kill, lost node) is retried at most 3 times: one that always kills its worker fails
-        # the job instead of looping. Exceptions raised by the model are not retried (they recur).
-        task_cpus = task_cpu_share(settings)
+        # its model between tasks and jobs. Ray Data's task pool runs at most `replicas` at once;
+        # each reserves its share of the cluster's CPUs (never more than one node has), with as many
+        # torch threads. A task whose worker dies (OOM, kill, lost node) is retried at most 3 times:
+        # one that always kills its worker fails the job instead of looping. Exceptions raised by
+        # the model are not retried (they recur).
+        task_cpus = task_cpu_share(settings, largest=largest_node(nodes))
+        check_plan_fits(nodes, "each read-predict-write task", {"CPU": task_cpus})
         predictor = {
             "bundle_path": str(bundle.path),
             "passthrough": job.passthrough_columns,
             "policy": policy,
             "threads": max(1, math.floor(task_cpus)),
         }
-        # The write gets the same remote arguments, or Ray Data would not fuse it into the task.
+        # The write gets the same remote arguments and pool size, or Ray Data would not fuse it.
         write_args = {"num_cpus": task_cpus, "max_retries": 3}
+        write_pool = {"concurrency": replicas}
         ds = map_batches(
             ds,
             predict_units,
             batch_size=1,
             fn_kwargs={"read": read, "predictor": predictor, "device_log": devices},
+            compute=ray.data.TaskPoolStrategy(size=replicas),
             **write_args,
         )
         details["replica_cpus"] = task_cpus
     else:
+        check_plan_fits(nodes, "model replicas", {"CPU": cpus, "GPU": gpus}, replicas, then={"CPU": 1.0})
         stage_args = None
         if cpu_stage is not None:  # string/hash/time ops and tokenizing, in the read tasks
             host_ops, preprocess = cpu_stage
@@ -198,7 +200,7 @@ def _run(job: Job, bundle: Bundle, inputs: InputInfo, stage: Path, settings: Ray
             {"replica_cpus": cpus, "host_stage_ops": [t.op for t in host_ops], "preprocess_stage": preprocess}
         )
     try:
-        ds.write_parquet(str(stage), ray_remote_args=write_args)
+        ds.write_parquet(str(stage), ray_remote_args=write_args, **write_pool)
     except Exception as exc:
         _drop_retry_notes(exc)
         raise
@@ -250,13 +252,18 @@ def map_batches(ds: ray.data.Dataset, fn, *, batch_size: int, actors: int = 0, *
         return ds.map_batches(fn, batch_size=batch_size, batch_format="pyarrow", **options)
 
 
-def task_cpu_share(settings: RaySettings, resources: dict[str, float] | None = None) -> float:
+def task_cpu_share(
+    settings: RaySettings, resources: dict[str, float] | None = None, largest: dict[str, float] | None = None
+) -> float:
     """CPUs each CPU task reserves: ``num_cpus``, or (``auto``) the cluster's CPUs shared among
-    ``concurrency`` tasks, so that no more than ``concurrency`` run at once."""
+    ``concurrency`` tasks (their torch threads), at most what the ``largest`` node has: a task
+    asking more than any node has waits forever. ``concurrency`` itself is Ray Data's task pool size."""
     if settings.num_cpus != "auto":
         return float(settings.num_cpus)
     resources = ray.cluster_resources() if resources is None else resources
-    return max(1.0, resources.get("CPU", 1.0) / settings.concurrency)
+    share = max(1.0, resources.get("CPU", 1.0) / settings.concurrency)
+    node_cpus = (largest or {}).get("CPU", share)
+    return min(share, node_cpus) if node_cpus >= 1.0 else share
 
 
 def cpu_stage_plan(

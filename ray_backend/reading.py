@@ -65,9 +65,15 @@ def rows_per_unit(total_rows: int, replicas: int, units_per_replica: int) -> int
 
 
 def read_unit(
-    item: dict, columns: Sequence[str], batch_rows: int, fmt: str = "parquet", schema: pa.Schema | None = None
+    item: dict,
+    columns: Sequence[str],
+    batch_rows: int,
+    fmt: str = "parquet",
+    schema: pa.Schema | None = None,
+    partitions=None,
 ) -> Iterator[pa.Table]:
-    """The unit's rows in tables of ``batch_rows`` rows (the last may be shorter)."""
+    """The unit's rows in tables of ``batch_rows`` rows (the last may be shorter), with the
+    driver's partition values appended (``partitions``: ``common.run.partitions.Partitions``)."""
     if fmt == "csv":
         import pyarrow.csv as pacsv
 
@@ -80,7 +86,9 @@ def read_unit(
 
     with naming_file(item["path"]):
         reader = pq.ParquetFile(item["path"])
+        read = list(columns) if partitions is None else partitions.data_columns(columns)
         for batch in reader.iter_batches(
-            batch_size=batch_rows, row_groups=list(item["groups"]), columns=list(columns)
+            batch_size=batch_rows, row_groups=list(item["groups"]), columns=read
         ):
-            yield pa.Table.from_batches([batch])
+            table = pa.Table.from_batches([batch])
+            yield table if partitions is None else partitions.attach(table, item["path"], columns)

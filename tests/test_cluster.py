@@ -158,6 +158,84 @@ def test_ray_replica_resources(cluster, settings, expected):
     assert replica_resources(parsed, cluster) == expected
 
 
+@pytest.fixture(scope="module")
+def ray_cpu_cluster():
+    """Two nodes of 1 CPU each and no GPU: a cluster sized per node, as cloud clusters are."""
+    root = short_temp_dir("bp-ray1-")
+    with RayCluster(root, cpus_per_node=1) as cluster:
+        yield cluster
+    remove_tree(root)
+
+
+@pytest.mark.slow
+def test_ray_cluster_of_one_cpu_nodes_runs_concurrency_one(job_path, ray_local, ray_cpu_cluster, tmp_path):
+    """Issue 23 item 7: with concurrency = 1 each task used to reserve the cluster's 2 CPUs, which
+    no node has, and the job hung forever; now a task asks for one node's CPU at most and Ray
+    Data's task pool keeps one running at a time. A plan no node can hold fails at once."""
+    local = tmp_path / "local"
+    run_job(replace(load_job(job_path), output_path=local), "ray")
+    ray = f'address = "{ray_cpu_cluster.address}"\nship_code = true\nconcurrency = 1\n'
+    job = cluster_job(job_path, "job-ray-1cpu", ray)
+    code, out = run_cli(job, "ray", tmp_path / "cluster", cli_env(**ray_cpu_cluster.env))
+    assert code == 0, f"{out[-4000:]}\n{ray_cpu_cluster.logs()}"
+    engine = json.loads((tmp_path / "cluster" / MANIFEST).read_text())["engine"]
+    assert (engine["replicas"], engine["replica_cpus"]) == (1, 1.0), engine
+    assert_same_as_local(local, tmp_path / "cluster")
+
+    job = cluster_job(job_path, "job-ray-2cpu-task", ray + "num_cpus = 2\n")
+    code, out = run_cli(job, "ray", tmp_path / "refused", cli_env(**ray_cpu_cluster.env))
+    assert code == 2, out[-4000:]
+    refusal = "task asks for {'CPU': 2.0}, but the largest of 2 node(s) has {'CPU': 1.0}"
+    assert refusal in out
+    assert not (tmp_path / "refused").exists()
+
+
+def test_ray_unschedulable_plan_fails_within_seconds(ray_local, tmp_path):
+    """``[ray] num_cpus = 64`` on the 2-CPU local Ray used to warn that the job "may stall" and
+    hang until killed; now it fails on the driver before a task starts, in one line."""
+    import time
+
+    job = replace(load_job(make_job(tmp_path, rows=200)), output_path=tmp_path / "out")
+    for settings, words in (
+        ({"num_cpus": 64.0}, "task asks for {'CPU': 64.0}, but the largest of 1 node(s) has {'CPU': 2.0}"),
+        ({"num_cpus": 64.0, "cpu_stage": True}, "model replicas asks for {'CPU': 64.0}"),
+        ({"num_cpus": 1.5, "cpu_stage": True}, "leave no node with {'CPU': 1.0} for the read tasks"),
+    ):
+        started = time.perf_counter()
+        with pytest.raises(JobError) as caught:
+            run_job(job.with_settings("ray", **settings), "ray", check_model=False)
+        assert time.perf_counter() - started < 10.0
+        assert words in str(caught.value) and "\n" not in str(caught.value), str(caught.value)
+        assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    "nodes, demand, count, fits",
+    [
+        ([{"CPU": 1.0}, {"CPU": 1.0}], {"CPU": 1.0}, 2, True),
+        ([{"CPU": 1.0}, {"CPU": 1.0}], {"CPU": 2.0}, 1, False),  # the concurrency = 1 hang
+        ([{"CPU": 1.0}, {"CPU": 1.0, "GPU": 1.0}], {"CPU": 0.5, "GPU": 0.5}, 2, True),
+        ([{"CPU": 1.0}, {"CPU": 1.0, "GPU": 1.0}], {"CPU": 0.5, "GPU": 1.0}, 2, False),
+    ],
+)
+def test_ray_plan_fits_nodes(nodes, demand, count, fits):
+    from ray_backend.sizing import check_plan_fits
+
+    if fits:
+        check_plan_fits(nodes, "replicas", demand, count)
+    else:
+        with pytest.raises(JobError, match="largest node has|largest of 2 node"):
+            check_plan_fits(nodes, "replicas", demand, count)
+
+
+def test_ray_task_share_never_exceeds_the_largest_node():
+    from ray_backend.executor import task_cpu_share
+
+    one = parse_table(RaySettings, {"concurrency": 1}, "job.toml: [ray]")
+    assert task_cpu_share(one, {"CPU": 2.0}, largest={"CPU": 1.0}) == 1.0  # two 1-CPU nodes
+    assert task_cpu_share(one, {"CPU": 2.0}, largest={"CPU": 2.0}) == 2.0  # one 2-CPU node: 2 threads
+
+
 def test_ray_runtime_env_setting():
     """``[ray] runtime_env`` reaches ray_backend.engine.start as a table; its py_modules must be a list."""
     settings = parse_table(RaySettings, {"runtime_env": {"env_vars": {"A": "1"}}}, "job.toml: [ray]")

@@ -19,7 +19,9 @@ import pyarrow.csv as pacsv
 import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
-from common.errors import InputError
+from common.errors import InputError, JobError
+from common.run.listing import check_input_root, data_files
+from common.run.partitions import Partitions, check_no_overlap, discover
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,7 @@ class InputInfo:
     format: str
     row_groups: Mapping[str, tuple[int, ...]] | None = None
     group_rows: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
+    partitions: Partitions | None = None
 
     @property
     def paths(self) -> list[str]:
@@ -61,6 +64,11 @@ class InputInfo:
                     yield from pacsv.read_csv(file, convert_options=self.csv_options(columns)).to_batches(
                         batch_size
                     )
+                elif self.partitions is not None:  # the folders' values appended (common.run.partitions)
+                    read = self.partitions.data_columns(columns)
+                    for batch in pq.ParquetFile(file).iter_batches(batch_size=batch_size, columns=read):
+                        table = self.partitions.attach(pa.Table.from_batches([batch]), str(file), columns)
+                        yield from table.combine_chunks().to_batches()
                 else:
                     yield from pq.ParquetFile(file).iter_batches(batch_size=batch_size, columns=columns)
 
@@ -80,6 +88,9 @@ class InputInfo:
                 if tables
                 else pa.schema([self.schema.field(c) for c in columns]).empty_table()
             )
+        if self.partitions is not None and set(columns) & set(self.partitions.names):
+            tables = [pa.Table.from_batches([b]) for b in self.iter_batches(1 << 20, columns)]
+            return pa.concat_tables(tables).select(list(columns))
         return read_parquet_columns(self.files, columns)
 
 
@@ -121,21 +132,9 @@ def naming_file(file: Path | str, fmt: str = "parquet") -> Iterator[None]:
         raise InputError(f"input file {file}: not a readable {kind} file: {reason}") from None
 
 
-def data_files(folder: Path, suffix: str | None = None) -> list[Path]:
-    """The data files under ``folder``, sorted: Spark's rule, which skips every path part that
-    starts with ``_`` or ``.`` (markers, manifests, dead letters, staging, checksums); with
-    ``suffix``, only files ending in it. The one rule for inputs and outputs alike."""
-    return sorted(
-        p
-        for p in folder.rglob(f"*{suffix or ''}")
-        if p.is_file() and not any(part.startswith(("_", ".")) for part in p.relative_to(folder).parts)
-    )
-
-
 def list_input_files(path: Path, fmt: str) -> list[Path]:
-    """A file, or every data file under a folder (CSV inputs: the ``.csv`` ones)."""
-    if not path.exists():
-        raise InputError(f"input {path}: no such file or folder")
+    """A file, or every data file under a folder (CSV inputs: the ``.csv`` ones): ``common.run.listing``."""
+    check_input_root(path)
     if path.is_file():
         return [path]
     if not path.is_dir():
@@ -143,18 +142,37 @@ def list_input_files(path: Path, fmt: str) -> list[Path]:
     return data_files(path, ".csv" if fmt == "csv" else None)
 
 
-def inspect_input(path: Path, fmt: str, required: Sequence[str] = ()) -> InputInfo:
-    """Finds the files, checks they share one schema and hold the required columns, counts rows."""
+def inspect_input(
+    path: Path,
+    fmt: str,
+    required: Sequence[str] = (),
+    where: str = "",
+    partition_types: Mapping[str, str] | None = None,
+) -> InputInfo:
+    """Finds the files, checks they share one schema and hold the required columns, counts rows.
+    A Parquet folder's ``k=v`` folders become partition columns, and ``where`` (a predicate over
+    them) chooses the files read (``common.run.partitions``)."""
     files = list_input_files(path, fmt)
+    partitions = discover(path, files, partition_types) if fmt == "parquet" and path.is_dir() else None
+    if where:
+        if partitions is None:
+            raise JobError(f"[input] where: input {path} has no partition folders (k=v) to filter")
+        keep = set(partitions.select(where, pq.read_schema(files[0]), "[input] where"))
+        files = [f for f in files if str(f) in keep]
+        if not files:
+            raise InputError(f"input {path}: [input] where = {where!r} selects no partition")
     if fmt == "csv":
         schema, groups = _inspect_csv(files, path)
     else:
         schema, groups = _inspect_parquet(files, path)
+    if partitions is not None:
+        check_no_overlap(partitions, schema, path)
+        schema = pa.schema([*schema, *partitions.schema])
     missing = [c for c in required if c not in schema.names]
     if missing:
         raise InputError(f'input {path}: no column "{missing[0]}" (columns: {", ".join(schema.names)})')
     rows = sum(map(sum, groups.values()))
-    return InputInfo(tuple(files), schema, rows, fmt, group_rows=groups)
+    return InputInfo(tuple(files), schema, rows, fmt, group_rows=groups, partitions=partitions)
 
 
 def _inspect_parquet(files: list[Path], path: Path) -> tuple[pa.Schema, dict[str, tuple[int, ...]]]:

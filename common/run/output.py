@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from common.errors import OutputError
-from common.run.inputs import data_files
+from common.run.listing import data_files
 
 MANIFEST = "_manifest.json"
 SUCCESS = "_SUCCESS"
@@ -35,13 +35,21 @@ _HOST = hashlib.sha1(socket.gethostname().encode()).hexdigest()[:8]
 
 
 def check_destination(dest: Path, overwrite: bool) -> None:
-    """Fails early when the destination exists (without overwrite) or its parent is not writable."""
+    """Fails early when the destination exists (without overwrite, or when it is not an output of
+    this harness) or its parent is not writable."""
     if dest.exists() and not overwrite:
         raise OutputError(
             f"output {dest}: already exists; pass --overwrite (or output.overwrite = true) to replace it"
         )
     if dest.exists() and not dest.is_dir():
         raise OutputError(f"output {dest}: is a file; the output is a folder")
+    if dest.exists():
+        stranger = foreign_file(dest)
+        if stranger is not None:
+            raise OutputError(
+                f"output {dest}: is not an output of this harness ({stranger} is not ours); "
+                "--overwrite replaces only a previous output; choose another folder"
+            )
     parent = dest.parent
     while not parent.exists():
         parent = parent.parent
@@ -49,6 +57,23 @@ def check_destination(dest: Path, overwrite: bool) -> None:
         raise OutputError(f"output {dest}: {parent} is a file, not a folder")
     if not os.access(parent, os.W_OK):
         raise OutputError(f"output {dest}: {parent} is not writable")
+
+
+def foreign_file(folder: Path) -> Path | None:
+    """A file in an existing ``folder`` that no run of this harness wrote, or None. Ours is a folder
+    whose ``_manifest.json`` lists every file in it (a manifest without a list, from before the list
+    was kept, vouches for the whole folder); an empty folder has nothing to lose."""
+    entries = sorted(p for p in folder.rglob("*") if not p.is_dir())
+    known: set[str] = set()
+    try:
+        manifest = json.loads((folder / MANIFEST).read_text())
+    except (OSError, ValueError):
+        manifest = None
+    if isinstance(manifest, dict) and "rows_out" in manifest:
+        if not isinstance(manifest.get("files"), list):
+            return None
+        known = {*manifest["files"], MANIFEST, SUCCESS}
+    return next((p for p in entries if p.relative_to(folder).as_posix() not in known), None)
 
 
 def scratch_dir(stage: Path) -> Path:
@@ -159,6 +184,9 @@ def output_files(folder: Path) -> list[Path]:
 
 
 def finish_output(stage: Path, manifest: dict[str, Any]) -> None:
-    """Writes the manifest and the success marker into the staging folder, last of all."""
+    """Writes the manifest (with the list of the folder's files: ``foreign_file``) and the success
+    marker into the staging folder, last of all."""
+    files = sorted(p.relative_to(stage).as_posix() for p in stage.rglob("*") if not p.is_dir())
+    manifest = {**manifest, "files": files}
     (stage / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     (stage / SUCCESS).write_text("")

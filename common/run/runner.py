@@ -35,7 +35,7 @@ from common.run.engines import EngineSession
 from common.run.input_checks import check_portable_input
 from common.run.inputs import InputInfo, inspect_input, read_parquet_columns
 from common.run.output import finish_output, output_files, staged_output
-from common.run.path_safety import check_output_paths
+from common.run.path_safety import check_output_paths, check_output_spares
 from common.run.progress import Progress
 from common.run.reconcile import check_input_keys, reconcile
 from common.run.result import EngineRun, RunResult
@@ -52,7 +52,9 @@ def prepare(job: Job) -> tuple[Bundle, InputInfo, pa.Table]:
     bundle = load_bundle(job.bundle_path)
     check_declaration(job, bundle)
     required = [*job.passthrough_columns, *required_input_columns(bundle.transforms, bundle.features)]
-    inputs = inspect_input(job.input_path, job.input_format, list(dict.fromkeys(required)))
+    inputs = inspect_input(
+        job.input_path, job.input_format, list(dict.fromkeys(required)), job.where, job.partition_types
+    )
     check_portable_input(inputs, job.key, str(job.input_path))
     check_sql_transforms(bundle, inputs.schema)
     check_input_types(bundle, inputs.schema, str(job.input_path))
@@ -138,8 +140,10 @@ def run_job(
     notes = list(notes)
     engine_backend = engines.backend(backend) if engines is not None else get_backend(backend)
     name = engine_backend.name
-    check_output_paths(job.output_path, job.input_path, job.bundle_path)
+    check_output_paths(job.output_path, job.input_path, job.bundle_path, job.path)
     bundle, inputs, input_keys = prepare(job)
+    check_output_spares(job.output_path, inputs.files, "input file")
+    check_output_spares(job.output_path, (p for p in bundle.path.rglob("*") if p.is_file()), "bundle file")
     if check_model:
         predictor = preflight(bundle, inputs, job)
     else:

@@ -8,6 +8,7 @@ hook. So a bad job fails before any engine starts, with a message naming the fil
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -21,6 +22,7 @@ from common.spec.parity import ParitySettings, parse_parity_settings, with_defau
 from common.spec.toml import load_toml, parse_table
 
 INPUT_FORMATS = ("parquet", "csv")
+_URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 _FIXED_SECTIONS = ("job", "input", "output", "model", "parity", "faults")
 
 
@@ -45,6 +47,8 @@ class _JobTable:
 class _InputTable:
     path: str
     format: Literal["parquet", "csv"] | None = None
+    where: str = ""
+    partition_types: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -69,6 +73,8 @@ class Job:
         parity: the ``[parity]`` tolerances and report options: the job's ``[parity]`` over the
             bundle's ``[parity]`` defaults (``common.spec.parity.with_defaults``).
         faults: the ``[faults]`` testing hook, or None.
+        where: ``[input] where``, a Spark SQL predicate over the partition columns choosing the
+            files read; partition_types: ``[input.partition_types]`` (``common.run.partitions``).
     """
 
     path: Path
@@ -80,6 +86,8 @@ class Job:
     passthrough: tuple[str, ...]
     bundle_path: Path
     overwrite: bool = False
+    where: str = ""
+    partition_types: Mapping[str, str] = field(default_factory=dict)
     on_error: str = "fail"
     chunk_rows: int | None = None
     settings: Mapping[str, Any] = field(default_factory=dict)
@@ -108,10 +116,10 @@ class Job:
         """The job with ``--input`` / ``--output`` overrides (relative to the working directory)."""
         job = self
         if input_path is not None:
-            path = Path(input_path).resolve()
+            path = local_path(str(input_path), Path.cwd(), "--input")
             job = replace(job, input_path=path, input_format=_infer_format(path, None))
         if output_path is not None:
-            job = replace(job, output_path=Path(output_path).resolve())
+            job = replace(job, output_path=local_path(str(output_path), Path.cwd(), "--output"))
         return job
 
 
@@ -141,10 +149,10 @@ def parse_job(raw: Mapping[str, Any], file: Path) -> Job:
     job_table, input_table = table(_JobTable, "job"), table(_InputTable, "input")
     output_table, model_table = table(_OutputTable, "output"), table(_ModelTable, "model")
     base = file.parent
-    input_path = (base / input_table.path).resolve()
+    input_path = local_path(input_table.path, base, f'{file}: [input] field "path"')
     key = (job_table.key,) if isinstance(job_table.key, str) else job_table.key
     settings = {name: table(declared_backend(name).settings_class, name) for name in engines}
-    bundle_path = (base / model_table.bundle).resolve()
+    bundle_path = local_path(model_table.bundle, base, f'{file}: [model] field "bundle"')
     faults = raw.get("faults")
     return Job(
         path=file,
@@ -152,16 +160,29 @@ def parse_job(raw: Mapping[str, Any], file: Path) -> Job:
         key=key,
         input_path=input_path,
         input_format=_infer_format(input_path, input_table.format),
-        output_path=(base / output_table.path).resolve(),
+        output_path=local_path(output_table.path, base, f'{file}: [output] field "path"'),
         passthrough=output_table.passthrough,
         bundle_path=bundle_path,
         overwrite=output_table.overwrite,
+        where=input_table.where,
+        partition_types=dict(input_table.partition_types),
         on_error=job_table.on_error,
         chunk_rows=job_table.chunk_rows,
         settings=settings,
         parity=parse_parity_settings(with_defaults(bundle_parity(bundle_path), raw.get("parity", {})), file),
         faults=None if faults is None else parse_faults(faults, f"{file}: [faults]", base),
     )
+
+
+def local_path(text: str, base: Path, where: str) -> Path:
+    """``text`` resolved against ``base``. An empty path is refused (it would be ``base`` itself: an
+    output there replaced the job's own folder), and so is a URI: ``s3://b/x`` was read as the
+    local folder ``s3:/b/x`` and published there with exit 0."""
+    if not text.strip():
+        raise JobError(f"{where}: is empty; give a file or folder path")
+    if _URI.match(text):
+        raise JobError(f"{where}: {text!r}: URIs are not supported yet; give a local path")
+    return (base / text).resolve()
 
 
 def _infer_format(path: Path, declared: str | None) -> str:
