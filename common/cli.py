@@ -121,7 +121,8 @@ def build_parser() -> argparse.ArgumentParser:
         "compare",
         help="compare two existing outputs",
         description="Compare two Parquet outputs matched on a key; tolerances come from --job's [parity] "
-        "section or flags.",
+        "section or flags. Spark ML vector columns are compared as lists of doubles. A column on one side "
+        "only is reported, and fails the comparison only when --columns names it.",
     )
     compare.add_argument("a", help="first output (Parquet file or folder)")
     compare.add_argument("b", help="second output (Parquet file or folder)")
@@ -132,6 +133,15 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--rel", type=float, help="default relative tolerance for floats")
     compare.add_argument("--ulps", type=int, help="default tolerance in units in the last place")
     compare.add_argument("--report", help="folder for parity.json and parity.html")
+    compare.add_argument("--columns", help="compare only these columns (comma-separated), besides the key")
+    compare.add_argument("--ignore", help="never compare these columns (comma-separated)")
+    compare.add_argument(
+        "--rename",
+        action="append",
+        default=[],
+        metavar="OLD=NEW",
+        help="compare column OLD (on the side that has it) as NEW; repeat or separate with commas",
+    )
     return parser
 
 
@@ -253,7 +263,7 @@ def _import_pipeline(args) -> int:
 
 
 def _compare(args) -> int:
-    from common.parity.compare import compare_outputs
+    from common.parity.compare import ColumnChoice, compare_outputs
     from common.parity.report import format_summary, write_reports
     from common.parity.settings import ParitySettings, Tolerance
 
@@ -277,13 +287,33 @@ def _compare(args) -> int:
                 ulps=d.ulps if args.ulps is None else args.ulps,
             ),
         )
-    key = [k.strip() for k in args.key.split(",") if k.strip()]
-    report = compare_outputs({names[0]: args.a, names[1]: args.b}, key, settings)
+    key = _names(args.key)
+    choice = ColumnChoice(
+        columns=tuple(_names(args.columns)) if args.columns is not None else None,
+        ignore=tuple(_names(args.ignore or "")),
+        rename=_renames(args.rename),
+        one_sided_fails=False,
+    )
+    report = compare_outputs({names[0]: args.a, names[1]: args.b}, key, settings, choice=choice)
     print(format_summary(report))
     if args.report:
         paths = write_reports(report, Path(args.report))
         print(f"reports: {', '.join(str(p) for p in paths.values())}")
     return EXIT_OK if report.ok else EXIT_PARITY_FAILED
+
+
+def _names(text: str) -> list[str]:
+    return [name.strip() for name in text.split(",") if name.strip()]
+
+
+def _renames(values: list[str]) -> dict[str, str]:
+    renames = {}
+    for item in (part for value in values for part in _names(value)):
+        old, sep, new = (p.strip() for p in item.partition("="))
+        if not (sep and old and new):
+            raise BatchPredictError(f"--rename {item!r}: expected OLD=NEW")
+        renames[old] = new
+    return renames
 
 
 if __name__ == "__main__":
