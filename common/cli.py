@@ -11,11 +11,16 @@ import signal
 import sys
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from common.errors import EXIT_ERROR, EXIT_OK, EXIT_PARITY_FAILED, BatchPredictError
-from common.rollout.certificate import AUTO
-from common.run.backends import ENV_VAR, backend_names, engine_names
-from common.run.engines import EngineSession, Terminated, stop_on_signals
+from common.run.signals import Terminated, signalled, stop_on_signals
+
+if TYPE_CHECKING:
+    from common.run.engines import EngineSession
+
+# Only light modules above: the signal handlers go in before anything heavy is imported, so that a
+# SIGTERM a moment after launch still exits 143 with its line (common.run.signals).
 
 DESCRIPTION = """\
 Batch prediction on Spark or Ray from one job file and one model bundle, and proof that the two
@@ -39,6 +44,9 @@ exit codes: 0 ok, 1 parity outside tolerance, 2 error (one line on stderr, nothi
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from common.rollout.certificate import AUTO
+    from common.run.backends import ENV_VAR, backend_names, engine_names
+
     parser = argparse.ArgumentParser(
         prog="batch-predict", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -146,11 +154,23 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    with stop_on_signals():
+        try:
+            return _main(argv)
+        except (KeyboardInterrupt, Terminated) as exc:  # before the engines were set up
+            return _stopped(exc)
+
+
+def _main(argv: list[str] | None) -> int:
+    from common.run.engines import EngineSession
+    from common.run.leftovers import RunTag, reap_dead_runs
+
     args = build_parser().parse_args(argv)
     warnings.simplefilter("ignore", DeprecationWarning)
+    reap_dead_runs()  # what a SIGKILLed run left running (common.run.leftovers)
     # Engines start once for all the command's jobs and stop before it exits, whatever ends it:
     # a child process left running would cost the next scheduled job its CPUs.
-    with stop_on_signals(), EngineSession() as engines:
+    with RunTag(), EngineSession() as engines:
         try:
             if args.command == "run":
                 return _run(args, engines)
@@ -162,17 +182,27 @@ def main(argv: list[str] | None = None) -> int:
                 return _import_pipeline(args)
             return _compare(args)
         except (KeyboardInterrupt, Terminated) as exc:
-            what = "interrupted" if isinstance(exc, KeyboardInterrupt) else "terminated"
-            print(f"batch-predict: {what}; nothing published", file=sys.stderr)
-            return 128 + (signal.SIGINT if isinstance(exc, KeyboardInterrupt) else signal.SIGTERM)
+            return _stopped(exc)
         except BatchPredictError as exc:
+            if signalled():  # the error came of the signal, whose exception a library swallowed
+                return _stopped(signalled())
             print(f"batch-predict: error: {exc}", file=sys.stderr)
             return EXIT_ERROR
         except Exception as exc:  # an engine failure: still one line, and nothing published
+            if signalled():
+                return _stopped(signalled())
             if args.debug:
                 raise
             print(f"batch-predict: error: {_one_line(exc)}", file=sys.stderr)
             return EXIT_ERROR
+
+
+def _stopped(exc: BaseException) -> int:
+    interrupted = isinstance(exc, KeyboardInterrupt)
+    print(
+        f"batch-predict: {'interrupted' if interrupted else 'terminated'}; nothing published", file=sys.stderr
+    )
+    return 128 + (signal.SIGINT if interrupted else signal.SIGTERM)
 
 
 def _one_line(exc: Exception) -> str:

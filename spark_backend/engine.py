@@ -166,15 +166,19 @@ def stop_driver_jvm(timeout: float = 30.0) -> None:
     from pyspark import SparkContext
     from pyspark.sql import SparkSession
 
-    session = SparkSession.getActiveSession()
-    if session is not None:
-        session.stop()
     gateway = SparkContext._gateway
-    if gateway is None:
-        return
     process = getattr(gateway, "proc", None)
     try:
-        gateway.shutdown()
+        session = SparkSession.getActiveSession()
+        if session is not None:
+            session.stop()
+        if gateway is not None:
+            gateway.shutdown()
+    except Exception:
+        # A signal that cut a py4j call short leaves its connection unusable ("reentrant call"):
+        # the JVM still exits below, when its stdin closes, and takes its Python workers along.
+        if process is None:
+            raise
     finally:
         SparkContext._gateway = SparkContext._jvm = None
         if process is not None:

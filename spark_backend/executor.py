@@ -27,6 +27,7 @@ from common.run.chunks import row_ranges
 from common.run.inputs import InputInfo
 from common.run.output import scratch_dir
 from common.run.result import EngineRun, note_device, noted_devices
+from common.run.signals import engine_starting
 from common.spec.bundle import Bundle
 from common.spec.job import Job
 from common.sql import SqlRuntimeError
@@ -68,10 +69,11 @@ def get_session(settings: SparkSettings) -> tuple[SparkSession, float]:
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
     started = time.perf_counter()
     if settings.remote:
-        session = SparkSession.builder.remote(settings.remote).getOrCreate()
+        with engine_starting():
+            session = SparkSession.builder.remote(settings.remote).getOrCreate()
+            engine.own(session)
         for key, value in {**_CONNECT_CONF, **settings.conf}.items():
             _set_runtime_conf(session, key, str(value))
-        engine.own(session)
         return session, time.perf_counter() - started
     if settings.master.startswith("local"):
         os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")  # no hostname lookup, and no warning about it
@@ -87,12 +89,20 @@ def get_session(settings: SparkSettings) -> tuple[SparkSession, float]:
     )
     if settings.task_gpus:
         conf.setdefault("spark.task.resource.gpu.amount", str(settings.task_gpus))
-    _, log = engine.launch_driver_jvm(conf)
-    builder = SparkSession.builder
-    for key, value in conf.items():
-        builder = builder.config(key, value)
-    session = builder.getOrCreate()
-    engine.own(session, log)
+    # A signal waits until the session is whole and recorded (then stopped like any other), and
+    # pyspark's SIGINT handler, which calls into the JVM from inside a call, is replaced by ours.
+    with engine_starting():
+        _, log = engine.launch_driver_jvm(conf)
+        builder = SparkSession.builder
+        for key, value in conf.items():
+            builder = builder.config(key, value)
+        try:
+            session = builder.getOrCreate()
+        except BaseException:
+            engine.stop_driver_jvm()
+            log.close(keep=True)
+            raise
+        engine.own(session, log)
     session.sparkContext.setLogLevel("ERROR")
     if settings.master.split("[")[0] != "local":  # executors in their own processes, maybe other machines
         session.sparkContext.addPyFile(str(_harness_archive()))
