@@ -27,7 +27,7 @@ Batch prediction on Spark or Ray from one job file and one model bundle, and pro
 engines give the same answers.
 
 commands:
-  run JOB.toml --backend {spark,ray,auto}   run a job; prints one summary line
+  run JOB.toml --backend BACKEND            run a job; prints one summary line
   run JOB.toml JOB.toml ... --backend ray   run jobs on one engine started once; a line each
   run JOB.toml --backend spark --shadow ray also run Ray beside it and compare (one more line)
   run JOB.toml --resume                     finish a run that was killed, keeping its done chunks
@@ -38,17 +38,20 @@ commands:
   compare A B --key id                      compare two existing outputs (Parquet files or folders)
   import-pipeline PIPELINE BUNDLE           turn a saved Spark ML PipelineModel into a bundle
 
+backends: {backends}
+
 exit codes: 0 ok, 1 parity outside tolerance, 2 error (one line on stderr, nothing published),
 130 Ctrl-C, 143 SIGTERM (nothing published; the engines this command started are stopped).
 """
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from common.rollout.certificate import AUTO
-    from common.run.backends import ENV_VAR, backend_names, engine_names
+    from common.run.backends import ENV_VAR, choosable_names, engine_names
 
     parser = argparse.ArgumentParser(
-        prog="batch-predict", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="batch-predict",
+        description=DESCRIPTION.format(backends=", ".join(choosable_names())),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--debug", action="store_true", help="show full tracebacks on error")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -61,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("jobs", nargs="+", metavar="JOB", help="job files (TOML)")
     run.add_argument(
         "--backend",
-        choices=[*backend_names(), AUTO],
+        choices=choosable_names(),
         default=None,
         help=f"executor to use; auto: ray when the job's parity certificate holds, else spark; "
         f"default: ${ENV_VAR}",

@@ -51,10 +51,27 @@ def slow_job(tmp_path_factory):
     return job
 
 
+def catches(pid: int, sig: int) -> bool:
+    """Whether the process has a handler for ``sig`` (its ``SigCgt`` mask in /proc)."""
+    try:
+        status = open(f"/proc/{pid}/status").read()
+    except OSError:
+        return False
+    caught = int(status.split("SigCgt:")[1].split()[0], 16)
+    return bool(caught >> (sig - 1) & 1)
+
+
 def interrupt(job, backend: str, sig: int, delay: float) -> tuple[int, list[str], list[str], list[str]]:
+    """Sends ``sig`` ``delay`` seconds after launch, or, on a machine so loaded that the interpreter
+    has not reached the CLI's first line by then, as soon as it has (before that, no program can
+    answer a signal: the kernel's default action ends the process)."""
     tag = uuid.uuid4().hex
+    launched = time.monotonic()
     proc = start_cli(job, backend, tag)
-    time.sleep(delay)
+    while not catches(proc.pid, sig):
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.01)
+    time.sleep(max(0.0, launched + delay - time.monotonic()))
     assert proc.poll() is None, proc.communicate()
     proc.send_signal(sig)
     code, out, err = finish(proc)

@@ -14,6 +14,7 @@ other, so the report can say which engine left the reference.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import tempfile
 import time
@@ -128,28 +129,34 @@ def compare_outputs(
     for comparison in comparisons:
         for column in comparison.result.columns:
             column.required = choice.one_sided_fails or choice.columns is not None
+    made_work_dir = work_dir is not None and not Path(work_dir).exists()
     if work_dir is not None:
         Path(work_dir).mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="parity-", dir=work_dir) as tmp:
-        folders = {name: Path(tmp) / f"side-{i}" for i, name in enumerate(names)}
-        for name in names:  # pass 1: spill every side into key buckets
-            scores = [c for c in score_columns if c in sources[name].schema.names]
-            spilled = spill_side(
-                sources[name],
-                [*keys, *dict.fromkeys([*_columns_of(name, plans), *scores])],
-                key_types,
-                buckets,
-                folders[name],
-                observe=_observer_for(name, observers),
-            )
-            summaries[name].rows, summaries[name].null_keys = spilled.rows, spilled.null_keys
-        for bucket in range(buckets):  # pass 2: one bucket of every side at a time
-            tables = {name: read_bucket(folders[name], bucket) for name in names}
-            index = {name: key_index(tables[name], keys) for name in names}
-            for name in names:
-                count_duplicates(summaries[name], index[name], keys, settings.sample_size)
-            for comparison in comparisons:
-                comparison.add_bucket(tables, index)
+    try:
+        with tempfile.TemporaryDirectory(prefix="parity-", dir=work_dir) as tmp:
+            folders = {name: Path(tmp) / f"side-{i}" for i, name in enumerate(names)}
+            for name in names:  # pass 1: spill every side into key buckets
+                scores = [c for c in score_columns if c in sources[name].schema.names]
+                spilled = spill_side(
+                    sources[name],
+                    [*keys, *dict.fromkeys([*_columns_of(name, plans), *scores])],
+                    key_types,
+                    buckets,
+                    folders[name],
+                    observe=_observer_for(name, observers),
+                )
+                summaries[name].rows, summaries[name].null_keys = spilled.rows, spilled.null_keys
+            for bucket in range(buckets):  # pass 2: one bucket of every side at a time
+                tables = {name: read_bucket(folders[name], bucket) for name in names}
+                index = {name: key_index(tables[name], keys) for name in names}
+                for name in names:
+                    count_duplicates(summaries[name], index[name], keys, settings.sample_size)
+                for comparison in comparisons:
+                    comparison.add_bucket(tables, index)
+    finally:
+        if made_work_dir:  # the spill folder is gone; leave no empty folder behind
+            with contextlib.suppress(OSError):
+                Path(work_dir).rmdir()
 
     return ParityReport(
         key=keys,

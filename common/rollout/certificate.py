@@ -20,6 +20,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from common.run.backends import AUTO as AUTO  # where `--backend auto` is resolved
+
 FORMAT = 1
 SUFFIX = ".parity.json"
 CERTIFIED_BACKENDS = ("spark", "ray")
@@ -234,9 +236,6 @@ def changed_settings(old: dict[str, Any], new: dict[str, Any], prefix: str = "")
         elif a != b:
             changed.append(f"{prefix}{name}")
     return changed
-
-
-AUTO = "auto"
 
 
 def choose_backend(job) -> tuple[str, str]:

@@ -37,6 +37,9 @@ REFERENCE = "reference"
 #: bundle: a side only for bundles imported from one, and then the side every other is checked against.
 LEGACY = "legacy"
 ENV_VAR = "BATCH_PREDICT_BACKEND"
+#: not a backend: ``--backend auto`` picks ray or spark by the job's parity certificate
+#: (``common.rollout.certificate.choose_backend``).
+AUTO = "auto"
 
 
 class Backend(Protocol):
@@ -82,6 +85,11 @@ def backend_names() -> list[str]:
     return sorted(BACKENDS)
 
 
+def choosable_names() -> list[str]:
+    """What ``--backend`` and ``$BATCH_PREDICT_BACKEND`` accept: every backend, and ``auto``."""
+    return [*backend_names(), AUTO]
+
+
 def engine_names() -> list[str]:
     """The backends that run the bundle on an engine: every one but the reference and legacy."""
     return [name for name in backend_names() if name not in (REFERENCE, LEGACY)]
@@ -97,8 +105,8 @@ def get_backend(name: str | None) -> Backend:
     name = name or os.environ.get(ENV_VAR)
     if not name:
         raise JobError(
-            f"no backend chosen: pass --backend or set {ENV_VAR}; valid: {', '.join(backend_names())}"
+            f"no backend chosen: pass --backend or set {ENV_VAR}; valid: {', '.join(choosable_names())}"
         )
     if name not in BACKENDS:
-        raise JobError(f'unknown backend "{name}"; valid: {", ".join(backend_names())}')
+        raise JobError(f'unknown backend "{name}"; valid: {", ".join(choosable_names())}')
     return importlib.import_module(BACKENDS[name]).BACKEND
