@@ -374,8 +374,8 @@ def test_parse_parity_settings():
     [
         (
             {"tolerance": 1},
-            '[parity]: unknown field "tolerance"; valid: abs, columns, label_columns, rel, sample_size, '
-            "score_columns, strict_types, threshold, ulps",
+            '[parity]: unknown field "tolerance"; valid: abs, certificate_dir, columns, label_columns, rel, '
+            "sample_size, score_columns, strict_types, threshold, ulps",
         ),
         (
             {"columns": {"score": {"atol": 1}}},

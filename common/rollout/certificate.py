@@ -1,6 +1,7 @@
 """Parity certificates: the proof, kept beside a job file, that Spark and Ray agreed on it.
 
-Every ``batch-predict parity`` run writes ``<job file name>.parity.json`` beside the job: the
+Every ``batch-predict parity`` run writes ``<job file name>.parity.json`` beside the job (or in
+``[parity] certificate_dir``, to keep it out of the team's repository): the
 bundle's content hash, a hash of the job settings that affect results (never the input or output
 paths), the versions of the engines and libraries that compute the results, the rows compared,
 the date and the verdict. A failing or erroring run overwrites it with the failure, so the file
@@ -32,7 +33,7 @@ PASS, FAIL, ERROR = "pass", "fail", "error"
 _NOT_RESULT_SETTINGS = {
     "spark": {"master", "app_name"},
     "ray": {"address", "runtime_env", "concurrency", "num_cpus", "blocks_per_replica", "progress_bars"},
-    "parity": {"sample_size"},
+    "parity": {"sample_size", "certificate_dir"},
 }
 _ENGINE_LIBRARIES = ("pyspark", "ray", "pyarrow", "numpy", "pandas")
 # The model library of each bundle kind, by distribution name; a kind with CPU and GPU builds of
@@ -48,9 +49,15 @@ _KIND_LIBRARIES = {
 }
 
 
-def certificate_path(job_path: Path) -> Path:
-    """``job.toml`` -> ``job.toml.parity.json`` beside it."""
-    return job_path.with_name(job_path.name + SUFFIX)
+def certificate_path(job) -> Path:
+    """``job.toml`` -> ``job.toml.parity.json`` beside it; with ``[parity] certificate_dir`` (relative
+    to the job's folder), ``job.toml.<8 hex digits of the job file's absolute path>.parity.json``
+    there, so that jobs of one file name in several folders never share a certificate."""
+    if job.parity.certificate_dir is None:
+        return job.path.with_name(job.path.name + SUFFIX)
+    folder = job.path.parent / Path(job.parity.certificate_dir).expanduser()
+    where = hashlib.sha256(str(job.path.resolve()).encode()).hexdigest()[:8]
+    return folder / f"{job.path.name}.{where}{SUFFIX}"
 
 
 def short_hash(digest: str) -> str:
@@ -149,7 +156,8 @@ def write_certificate(job, current: Fingerprint, *, report=None, runs=None, erro
         "rows_compared": _rows_compared(report) if report is not None else 0,
         "problems": ([error] if error is not None else report.problems()),
     }
-    path = certificate_path(job.path)
+    path = certificate_path(job)
+    path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.tmp")
     temporary.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
     temporary.replace(path)
@@ -175,7 +183,7 @@ def check_certificate(job, current: Fingerprint | None = None) -> CertificateSta
     """Whether the certificate beside ``job`` passed for the job's current bundle, settings and
     library versions; the reason names what is missing or what changed."""
     current = current or fingerprint(job)
-    path = certificate_path(job.path)
+    path = certificate_path(job)
     bundle = short_hash(current.bundle_hash)
     none = f"no passing parity certificate for bundle {bundle}"
     if not path.exists():
