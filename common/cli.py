@@ -12,19 +12,23 @@ import signal
 import sys
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from common.errors import EXIT_ERROR, EXIT_OK, EXIT_PARITY_FAILED, BatchPredictError
-from common.rollout.certificate import AUTO
-from common.run.backends import ENV_VAR
-from common.run.engines import EngineSession, Terminated, stop_on_signals
-from common.spec.backends import backend_names, engine_names
+from common.run.signals import Terminated, signalled, stop_on_signals
+
+if TYPE_CHECKING:
+    from common.run.engines import EngineSession
+
+# Only light modules above: the signal handlers go in before anything heavy is imported, so that a
+# SIGTERM a moment after launch still exits 143 with its line (common.run.signals).
 
 DESCRIPTION = """\
 Batch prediction on Spark or Ray from one job file and one model bundle, and proof that the two
 engines give the same answers.
 
 commands:
-  run JOB.toml --backend {spark,ray,auto}   run a job; prints one summary line
+  run JOB.toml --backend BACKEND            run a job; prints one summary line
   run JOB.toml JOB.toml ... --backend ray   run jobs on one engine started once; a line each
   run JOB.toml --backend spark --shadow ray also run Ray beside it and compare (one more line)
   run JOB.toml --resume                     finish a run that was killed, keeping its done chunks
@@ -34,6 +38,8 @@ commands:
   certificate JOB.toml                      whether the job's parity certificate holds, and why
   compare A B --key id                      compare two existing outputs (Parquet files or folders)
   import-pipeline PIPELINE BUNDLE           turn a saved Spark ML PipelineModel into a bundle
+
+backends: {backends}
 
 exit codes: 0 ok, 1 parity outside tolerance, 2 error (one line on stderr, nothing published),
 130 Ctrl-C, 143 SIGTERM (nothing published; the engines this command started are stopped).
@@ -48,8 +54,13 @@ class _OneLineParser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from common.run.backends import ENV_VAR
+    from common.spec.backends import choosable_names, engine_names
+
     parser = _OneLineParser(
-        prog="batch-predict", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="batch-predict",
+        description=DESCRIPTION.format(backends=", ".join(choosable_names())),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--debug", action="store_true", help="show full tracebacks on error")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -62,7 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("jobs", nargs="+", metavar="JOB", help="job files (TOML)")
     run.add_argument(
         "--backend",
-        choices=[*backend_names(), AUTO],
+        choices=choosable_names(),
         default=None,
         help=f"executor to use; auto: ray when the job's parity certificate holds, else spark; "
         f"default: ${ENV_VAR}",
@@ -130,7 +141,8 @@ def build_parser() -> argparse.ArgumentParser:
         "compare",
         help="compare two existing outputs",
         description="Compare two Parquet outputs matched on a key; tolerances come from --job's [parity] "
-        "section or flags.",
+        "section or flags. Spark ML vector columns are compared as lists of doubles. A column on one side "
+        "only is reported, and fails the comparison only when --columns names it.",
     )
     compare.add_argument("a", help="first output (Parquet file or folder)")
     compare.add_argument("b", help="second output (Parquet file or folder)")
@@ -141,15 +153,36 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--rel", type=float, help="default relative tolerance for floats")
     compare.add_argument("--ulps", type=int, help="default tolerance in units in the last place")
     compare.add_argument("--report", help="folder for parity.json and parity.html")
+    compare.add_argument("--columns", help="compare only these columns (comma-separated), besides the key")
+    compare.add_argument("--ignore", help="never compare these columns (comma-separated)")
+    compare.add_argument(
+        "--rename",
+        action="append",
+        default=[],
+        metavar="OLD=NEW",
+        help="compare column OLD (on the side that has it) as NEW; repeat or separate with commas",
+    )
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    with stop_on_signals():
+        try:
+            return _main(argv)
+        except (KeyboardInterrupt, Terminated) as exc:  # before the engines were set up
+            return _stopped(exc)
+
+
+def _main(argv: list[str] | None) -> int:
+    from common.run.engines import EngineSession
+    from common.run.leftovers import RunTag, reap_dead_runs
+
     args = build_parser().parse_args(argv)
     warnings.simplefilter("ignore", DeprecationWarning)
+    reap_dead_runs()  # what a SIGKILLed run left running (common.run.leftovers)
     # Engines start once for all the command's jobs and stop before it exits, whatever ends it:
     # a child process left running would cost the next scheduled job its CPUs.
-    with stop_on_signals(), EngineSession() as engines:
+    with RunTag(), EngineSession() as engines:
         try:
             if args.command == "run":
                 return _run(args, engines)
@@ -161,17 +194,27 @@ def main(argv: list[str] | None = None) -> int:
                 return _import_pipeline(args)
             return _compare(args)
         except (KeyboardInterrupt, Terminated) as exc:
-            what = "interrupted" if isinstance(exc, KeyboardInterrupt) else "terminated"
-            print(f"batch-predict: {what}; nothing published", file=sys.stderr)
-            return 128 + (signal.SIGINT if isinstance(exc, KeyboardInterrupt) else signal.SIGTERM)
+            return _stopped(exc)
         except BatchPredictError as exc:
+            if signalled():  # the error came of the signal, whose exception a library swallowed
+                return _stopped(signalled())
             print(f"batch-predict: error: {exc}", file=sys.stderr)
             return EXIT_ERROR
         except Exception as exc:  # an engine failure: still one line, and nothing published
+            if signalled():
+                return _stopped(signalled())
             if args.debug:
                 raise
             print(f"batch-predict: error: {_one_line(exc)}", file=sys.stderr)
             return EXIT_ERROR
+
+
+def _stopped(exc: BaseException) -> int:
+    interrupted = isinstance(exc, KeyboardInterrupt)
+    print(
+        f"batch-predict: {'interrupted' if interrupted else 'terminated'}; nothing published", file=sys.stderr
+    )
+    return 128 + (signal.SIGINT if interrupted else signal.SIGTERM)
 
 
 def _one_line(exc: Exception) -> str:
@@ -205,7 +248,9 @@ def _run(args, engines: EngineSession) -> int:
 def _run_one(args, path: str, engines: EngineSession) -> int:
     from common.rollout.certificate import choose_backend
     from common.rollout.shadow import run_shadow
+    from common.run.backends import ENV_VAR
     from common.run.runner import run_job
+    from common.spec.backends import AUTO
     from common.spec.job import load_job
 
     job = load_job(path).with_paths(args.input, args.output)
@@ -267,7 +312,7 @@ def _import_pipeline(args) -> int:
 
 
 def _compare(args) -> int:
-    from common.parity.compare import compare_outputs
+    from common.parity.compare import ColumnChoice, compare_outputs
     from common.parity.report import format_summary, write_reports
     from common.spec.parity import ParitySettings, Tolerance
 
@@ -291,13 +336,33 @@ def _compare(args) -> int:
                 ulps=d.ulps if args.ulps is None else args.ulps,
             ),
         )
-    key = [k.strip() for k in args.key.split(",") if k.strip()]
-    report = compare_outputs({names[0]: args.a, names[1]: args.b}, key, settings)
+    key = _names(args.key)
+    choice = ColumnChoice(
+        columns=tuple(_names(args.columns)) if args.columns is not None else None,
+        ignore=tuple(_names(args.ignore or "")),
+        rename=_renames(args.rename),
+        one_sided_fails=False,
+    )
+    report = compare_outputs({names[0]: args.a, names[1]: args.b}, key, settings, choice=choice)
     print(format_summary(report))
     if args.report:
         paths = write_reports(report, Path(args.report))
         print(f"reports: {', '.join(str(p) for p in paths.values())}")
     return EXIT_OK if report.ok else EXIT_PARITY_FAILED
+
+
+def _names(text: str) -> list[str]:
+    return [name.strip() for name in text.split(",") if name.strip()]
+
+
+def _renames(values: list[str]) -> dict[str, str]:
+    renames = {}
+    for item in (part for value in values for part in _names(value)):
+        old, sep, new = (p.strip() for p in item.partition("="))
+        if not (sep and old and new):
+            raise BatchPredictError(f"--rename {item!r}: expected OLD=NEW")
+        renames[old] = new
+    return renames
 
 
 if __name__ == "__main__":

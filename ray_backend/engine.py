@@ -16,9 +16,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import signal
 import tempfile
-import threading
 import time
 import warnings
 from pathlib import Path
@@ -26,6 +24,8 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from ray_backend.settings import RaySettings
+
+from common.run.signals import engine_starting
 
 _QUIET_LOGGERS = ("ray.data._internal.progress", "ray.data")
 
@@ -35,6 +35,7 @@ _started_here = False
 def _quiet_environment() -> None:
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
+    os.environ.setdefault("RAY_DISABLE_FAILURE_SIGNAL_HANDLER", "1")
 
 
 def start(settings: RaySettings) -> float:
@@ -64,18 +65,18 @@ def init_ray(address: str = "", runtime_env: dict | None = None, ship_code: bool
     fails with a one-line hint.
     """
     global _started_here
+    _quiet_environment()  # before Ray reads its constants from the environment
     import ray
 
-    _quiet_environment()
     for name in _QUIET_LOGGERS:
         logging.getLogger(name).setLevel(logging.ERROR)
     started = time.perf_counter()
     kwargs = dict(include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False)
     runtime_env = dict(runtime_env or {})
     if not address:
-        with _keeping_sigterm_handler():
+        with _starting(ray):
             ray.init(runtime_env=runtime_env or None, **kwargs)
-        _started_here = True
+            _started_here = True
         return time.perf_counter() - started
     if ship_code or (ship_code is None and not on_this_machine(address)):
         import common
@@ -84,9 +85,9 @@ def init_ray(address: str = "", runtime_env: dict | None = None, ship_code: bool
         ours = [str(Path(common.__file__).parent), str(Path(ray_backend.__file__).parent)]
         runtime_env["py_modules"] = [*ours, *runtime_env.get("py_modules", [])]
     try:
-        with _keeping_sigterm_handler():
+        with _starting(ray):
             ray.init(address=address, runtime_env=runtime_env or None, **kwargs)
-        _started_here = True  # connected here: stop() disconnects; the cluster keeps running
+            _started_here = True  # connected here: stop() disconnects; the cluster keeps running
     except ConnectionError as exc:  # Ray 2.60 keeps the AuthenticationError as text in the cause
         if "InvalidAuthToken" not in f"{exc} {exc.__cause__}":
             raise
@@ -99,16 +100,21 @@ def init_ray(address: str = "", runtime_env: dict | None = None, ship_code: bool
 
 
 @contextlib.contextmanager
-def _keeping_sigterm_handler():
-    """Ray's core worker installs its own SIGTERM handler in the driver, which aborts the process
-    (exit -6) instead of letting the CLI stop its engines; put the Python handler back after it."""
-    main = threading.current_thread() is threading.main_thread()
-    handler = signal.getsignal(signal.SIGTERM) if main else None
+def _starting(ray):
+    """``ray.init`` under ``engine_starting``: a SIGTERM or Ctrl-C waits until Ray is up and recorded
+    as ours, then stops it. ``ray.init`` would otherwise swap in a SIGTERM handler that calls
+    ``sys.exit(15)`` (exit 15, no line, a half-started Ray), so that swap is skipped; its core worker's
+    C++ failure handler (a ``*** SIGTERM received`` dump, then an abort) is off through
+    ``RAY_DISABLE_FAILURE_SIGNAL_HANDLER`` (``_quiet_environment``)."""
+    ray._private.ray_constants.RAY_DISABLE_FAILURE_SIGNAL_HANDLER = True  # read when ray was imported
+    utils = ray._private.utils
+    swap = utils.set_sigterm_handler
+    utils.set_sigterm_handler = lambda handler: None
     try:
-        yield
+        with engine_starting():
+            yield
     finally:
-        if main and handler is not None:
-            signal.signal(signal.SIGTERM, handler)
+        utils.set_sigterm_handler = swap
 
 
 def on_this_machine(address: str) -> bool:

@@ -22,6 +22,7 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from common.run.signals import engine_starting
 from spark_backend.settings import SparkSettings
 
 if TYPE_CHECKING:
@@ -178,10 +179,11 @@ def start(settings: SparkSettings) -> tuple[SparkSession, float]:
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
     started = time.perf_counter()
     if settings.remote:
-        session = SparkSession.builder.remote(settings.remote).getOrCreate()
+        with engine_starting():
+            session = SparkSession.builder.remote(settings.remote).getOrCreate()
+            own(session)
         for key, value in {**_CONNECT_CONF, **settings.conf}.items():
             set_runtime_conf(session, key, str(value))
-        own(session)
         return session, time.perf_counter() - started
     if settings.master.startswith("local"):
         os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")  # no hostname lookup, and no warning about it
@@ -197,12 +199,20 @@ def start(settings: SparkSettings) -> tuple[SparkSession, float]:
     )
     if settings.task_gpus:
         conf.setdefault("spark.task.resource.gpu.amount", str(settings.task_gpus))
-    _, log = launch_driver_jvm(conf)
-    builder = SparkSession.builder
-    for key, value in conf.items():
-        builder = builder.config(key, value)
-    session = builder.getOrCreate()
-    own(session, log)
+    # A signal waits until the session is whole and recorded (then stopped like any other), and
+    # pyspark's SIGINT handler, which calls into the JVM from inside a call, is replaced by ours.
+    with engine_starting():
+        _, log = launch_driver_jvm(conf)
+        builder = SparkSession.builder
+        for key, value in conf.items():
+            builder = builder.config(key, value)
+        try:
+            session = builder.getOrCreate()
+        except BaseException:
+            stop_driver_jvm()
+            log.close(keep=True)
+            raise
+        own(session, log)
     session.sparkContext.setLogLevel("ERROR")
     if settings.master.split("[")[0] != "local":  # executors in their own processes, maybe other machines
         session.sparkContext.addPyFile(str(_harness_archive()))
@@ -301,15 +311,19 @@ def stop_driver_jvm(timeout: float = 30.0) -> None:
     from pyspark import SparkContext
     from pyspark.sql import SparkSession
 
-    session = SparkSession.getActiveSession()
-    if session is not None:
-        session.stop()
     gateway = SparkContext._gateway
-    if gateway is None:
-        return
     process = getattr(gateway, "proc", None)
     try:
-        gateway.shutdown()
+        session = SparkSession.getActiveSession()
+        if session is not None:
+            session.stop()
+        if gateway is not None:
+            gateway.shutdown()
+    except Exception:
+        # A signal that cut a py4j call short leaves its connection unusable ("reentrant call"):
+        # the JVM still exits below, when its stdin closes, and takes its Python workers along.
+        if process is None:
+            raise
     finally:
         SparkContext._gateway = SparkContext._jvm = None
         if process is not None:

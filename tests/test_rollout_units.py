@@ -259,6 +259,35 @@ def test_certificate_records_each_kinds_libraries_and_torch_for_transforms(tmp_p
     )
 
 
+def test_certificate_dir_keeps_certificates_out_of_the_jobs_folder(tmp_path):
+    """``[parity] certificate_dir`` (relative to the job's folder) holds the certificate instead of
+    the job's folder (the team's repository); moving it there voids nothing, and two jobs of one
+    file name in two folders keep one certificate each."""
+    from common.rollout.certificate import check_certificate, fingerprint, write_certificate
+    from common.spec.job import load_job
+
+    runs = {"reference": None, "spark": None, "ray": None}
+    report = _compared(tmp_path / "cmp", differ=False)
+    paths = []
+    for team in ("fraud", "churn"):
+        job_file = make_job(tmp_path / "repo" / team, rows=20)
+        before = load_job(job_file)
+        job_file.write_text(job_file.read_text() + '\n[parity]\ncertificate_dir = "../../certs"\n')
+        job = load_job(job_file)
+        assert fingerprint(job).settings_hash == fingerprint(before).settings_hash
+        path = write_certificate(job, fingerprint(job), report=report, runs=runs)
+        assert (
+            path.parent == (tmp_path / "certs").resolve()
+            or path.parent.resolve() == (tmp_path / "certs").resolve()
+        )
+        assert path.name.startswith("job.toml.") and path.name.endswith(".parity.json")
+        assert not list(job_file.parent.glob("*.parity.json"))
+        assert check_certificate(job).certified and check_certificate(job).path == path
+        assert not check_certificate(before).certified  # no certificate beside the job file
+        paths.append(path)
+    assert paths[0] != paths[1] and all(p.exists() for p in paths)
+
+
 def test_fleet_page_is_self_contained(tmp_path):
     from common.parity.report_data import DIFFERS, WITHIN_TOLERANCE
     from common.rollout.certificate import ERROR

@@ -14,10 +14,12 @@ other, so the report can say which engine left the reference.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import tempfile
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +36,41 @@ from common.spec.parity import ParitySettings
 DEFAULT_BUCKET_ROWS = 250_000
 
 
+@dataclass(frozen=True)
+class ColumnChoice:
+    """Which columns a comparison looks at (``compare --columns / --ignore / --rename``).
+
+    Attributes:
+        columns: Compare only these (besides the key); each one missing on a side fails.
+        ignore: Never compare these.
+        rename: Old name to new name, applied on every side that has the old name (e.g. a
+            production output's ``prediction`` compared with a run's ``score``).
+        one_sided_fails: Whether a column on one side only fails the comparison (parity of one
+            job's runs, whose outputs must have one schema) or is only reported (``compare`` of
+            outputs written by different jobs), unless ``columns`` names it.
+    """
+
+    columns: tuple[str, ...] | None = None
+    ignore: tuple[str, ...] = ()
+    rename: Mapping[str, str] = field(default_factory=dict)
+    one_sided_fails: bool = True
+
+    def check(self, sources: Mapping[str, SideSource], keys: tuple[str, ...]) -> None:
+        """A name that no side has, or a key in ``ignore``, is an error, never silently ignored."""
+        present = {n for s in sources.values() for n in s.schema.names}
+        for flag, names in (("--columns", self.columns or ()), ("--ignore", self.ignore)):
+            for name in names:
+                if name not in present:
+                    raise JobError(
+                        f"{flag}: no column '{name}' in the outputs ({', '.join(sorted(present))})"
+                    )
+                if flag == "--ignore" and name in keys:
+                    raise JobError(f"--ignore: '{name}' is a key column; the key is always compared")
+
+    def keeps(self, name: str) -> bool:
+        return name not in self.ignore and (self.columns is None or name in self.columns)
+
+
 def compare_outputs(
     sides: Mapping[str, str | Path],
     key: str | Sequence[str],
@@ -42,6 +79,7 @@ def compare_outputs(
     work_dir: Path | None = None,
     *,
     bucket_rows: int = DEFAULT_BUCKET_ROWS,
+    choice: ColumnChoice = ColumnChoice(),
 ) -> ParityReport:
     """Compare the Parquet outputs in ``sides`` row by row, matched on ``key``.
 
@@ -54,6 +92,8 @@ def compare_outputs(
         work_dir: Where the spill files go (a temporary folder inside it, removed afterwards);
             the system temp folder when None.
         bucket_rows: Target rows per spill bucket; lower means less memory, more files.
+        choice: Which columns are compared, under which names, and whether a column on one
+            side only fails.
 
     Raises:
         JobError: Wrong number of sides, unknown reference, or settings naming unusable columns.
@@ -64,10 +104,11 @@ def compare_outputs(
     keys = (key,) if isinstance(key, str) else tuple(key)
     if not keys or not all(isinstance(k, str) and k for k in keys):
         raise JobError(f"the comparison key must name one or more columns, got {key!r}")
-    sources = {name: open_side(name, sides[name]) for name in names}
+    sources = {name: open_side(name, sides[name], choice.rename) for name in names}
     key_types = _key_types(sources, keys)
+    choice.check(sources, keys)
     pairs = _pairs(names, reference)
-    plans = {pair: _plan_pair(sources, *pair, keys) for pair in pairs}
+    plans = {pair: _plan_pair(sources, *pair, keys, choice) for pair in pairs}
     score_columns = _check_settings(settings, sources, keys, plans)
 
     buckets = bucket_count(max(source.rows for source in sources.values()), bucket_rows)
@@ -85,28 +126,37 @@ def compare_outputs(
         PairComparison(left, right, plans[(left, right)], types, keys, settings, score_columns)
         for left, right in pairs
     ]
+    for comparison in comparisons:
+        for column in comparison.result.columns:
+            column.required = choice.one_sided_fails or choice.columns is not None
+    made_work_dir = work_dir is not None and not Path(work_dir).exists()
     if work_dir is not None:
         Path(work_dir).mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="parity-", dir=work_dir) as tmp:
-        folders = {name: Path(tmp) / f"side-{i}" for i, name in enumerate(names)}
-        for name in names:  # pass 1: spill every side into key buckets
-            scores = [c for c in score_columns if c in sources[name].schema.names]
-            spilled = spill_side(
-                sources[name],
-                [*keys, *dict.fromkeys([*_columns_of(name, plans), *scores])],
-                key_types,
-                buckets,
-                folders[name],
-                observe=_observer_for(name, observers),
-            )
-            summaries[name].rows, summaries[name].null_keys = spilled.rows, spilled.null_keys
-        for bucket in range(buckets):  # pass 2: one bucket of every side at a time
-            tables = {name: read_bucket(folders[name], bucket) for name in names}
-            index = {name: key_index(tables[name], keys) for name in names}
-            for name in names:
-                count_duplicates(summaries[name], index[name], keys, settings.sample_size)
-            for comparison in comparisons:
-                comparison.add_bucket(tables, index)
+    try:
+        with tempfile.TemporaryDirectory(prefix="parity-", dir=work_dir) as tmp:
+            folders = {name: Path(tmp) / f"side-{i}" for i, name in enumerate(names)}
+            for name in names:  # pass 1: spill every side into key buckets
+                scores = [c for c in score_columns if c in sources[name].schema.names]
+                spilled = spill_side(
+                    sources[name],
+                    [*keys, *dict.fromkeys([*_columns_of(name, plans), *scores])],
+                    key_types,
+                    buckets,
+                    folders[name],
+                    observe=_observer_for(name, observers),
+                )
+                summaries[name].rows, summaries[name].null_keys = spilled.rows, spilled.null_keys
+            for bucket in range(buckets):  # pass 2: one bucket of every side at a time
+                tables = {name: read_bucket(folders[name], bucket) for name in names}
+                index = {name: key_index(tables[name], keys) for name in names}
+                for name in names:
+                    count_duplicates(summaries[name], index[name], keys, settings.sample_size)
+                for comparison in comparisons:
+                    comparison.add_bucket(tables, index)
+    finally:
+        if made_work_dir:  # the spill folder is gone; leave no empty folder behind
+            with contextlib.suppress(OSError):
+                Path(work_dir).rmdir()
 
     return ParityReport(
         key=keys,
@@ -167,10 +217,10 @@ def _types_by_column(sources: Mapping[str, SideSource]) -> dict[str, dict[str, p
     return types
 
 
-def _plan_pair(sources, left: str, right: str, keys) -> dict[str, ColumnPlan | None | str]:
+def _plan_pair(sources, left: str, right: str, keys, choice) -> dict[str, ColumnPlan | None | str]:
     """Per column of a pair: its plan, None when incompatible, or the side lacking it."""
     ls, rs = sources[left].schema, sources[right].schema
-    names = [n for n in dict.fromkeys([*ls.names, *rs.names]) if n not in keys]
+    names = [n for n in dict.fromkeys([*ls.names, *rs.names]) if n not in keys and choice.keeps(n)]
     plans: dict[str, ColumnPlan | None | str] = {}
     for name in names:
         if name not in rs.names:

@@ -7,6 +7,8 @@ terminal summary for whoever ran the check. All three say the same things.
 from __future__ import annotations
 
 import json
+import textwrap
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +33,7 @@ __all__ = [
     "ScoreDistribution",
     "SideSummary",
     "format_summary",
+    "table_row",
     "write_reports",
 ]
 
@@ -50,11 +53,23 @@ _TABLE = [
 
 
 def _row(cells: list[str]) -> str:
-    out = []
-    for text, (_, width, align) in zip(cells, _TABLE, strict=True):
-        text = text if len(text) <= width else text[: width - 1] + "…"
-        out.append(f"{text:{align}{width}}")
-    return " ".join(out).rstrip()
+    return table_row(cells, [(width, align) for _, width, align in _TABLE])
+
+
+def table_row(cells: Sequence[str], layout: Sequence[tuple[int, str]]) -> str:
+    """One table row; a cell wider than its column wraps onto the next lines, never cut."""
+    wrapped = [
+        textwrap.wrap(text, width, break_on_hyphens=False) or [""]
+        for text, (width, _) in zip(cells, layout, strict=True)
+    ]
+    lines = []
+    for i in range(max(len(w) for w in wrapped)):
+        parts = [
+            f"{(w[i] if i < len(w) else ''):{align}{width}}"
+            for w, (width, align) in zip(wrapped, layout, strict=True)
+        ]
+        lines.append(" ".join(parts).rstrip())
+    return "\n".join(lines)
 
 
 def format_summary(report: ParityReport) -> str:
@@ -76,7 +91,7 @@ def format_summary(report: ParityReport) -> str:
     lines.append("")
     lines.append("PARITY OK" if not problems else f"PARITY FAILED ({len(problems)} problems)")
     lines += [f"  - {p}" for p in problems]
-    return "\n".join(_fit(line) for line in lines)
+    return "\n".join(part for line in lines for part in _fit(line))
 
 
 def _pair_lines(pair: PairResult) -> list[str]:
@@ -137,8 +152,14 @@ def _distribution_lines(d: ScoreDistribution, threshold: float) -> list[str]:
     return lines
 
 
-def _fit(line: str) -> str:
-    return line if len(line) <= _WIDTH else line[: _WIDTH - 1] + "…"
+def _fit(line: str) -> list[str]:
+    """A line as lines of at most ``_WIDTH`` characters: table rows as they are (their cells wrap
+    within their columns), longer text wrapped under its own indent."""
+    parts = line.split("\n")
+    if len(parts) > 1 or len(line) <= _WIDTH:
+        return parts
+    indent = " " * (len(line) - len(line.lstrip()) + 4)
+    return textwrap.wrap(line, _WIDTH, subsequent_indent=indent, break_on_hyphens=False)
 
 
 def _key_text(key: dict[str, Any]) -> str:

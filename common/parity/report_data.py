@@ -58,6 +58,7 @@ class ColumnResult:
     kind: str | None = None
     status: str = "compared"  # compared | missing | incompatible
     missing_on: str | None = None
+    required: bool = True  # False: a column on one side only is reported, not a failure
     compared: int = 0
     unequal: int = 0
     null_mismatches: int = 0
@@ -79,7 +80,7 @@ class ColumnResult:
     @property
     def verdict(self) -> str:
         if self.status == "missing":
-            return f"missing on {self.missing_on}"
+            return f"missing on {self.missing_on}" + ("" if self.required else " (not compared)")
         if self.status == "incompatible":
             return "INCOMPATIBLE"
         if self.unequal:
@@ -125,7 +126,8 @@ class PairResult:
             found.append(f"{self.name}: {self.right_only:,} keys only in {self.right}")
         for c in self.columns:
             if c.status == "missing":
-                found.append(f"{self.name}: column {c.name} missing on {c.missing_on}")
+                if c.required:
+                    found.append(f"{self.name}: column {c.name} missing on {c.missing_on}")
             elif c.status == "incompatible":
                 found.append(f"{self.name}: column {c.name} has incompatible types")
             elif c.unequal:

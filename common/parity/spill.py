@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +21,7 @@ import pyarrow.parquet as pq
 import pyarrow.types as pat
 
 from common.errors import InputError
+from common.parity.vectors import VECTOR_LIST, is_spark_vector, vectors_to_lists
 
 READ_BATCH_ROWS = 131_072
 MAX_BUCKETS = 512  # keeps the number of open spill files per side well under fd limits
@@ -30,7 +31,12 @@ _SEED = np.uint64(0x243F6A8885A308D3)  # non-zero, so a zero hash does not stay 
 
 @dataclass
 class SideSource:
-    """One output to compare: its files, unified schema and row count from metadata."""
+    """One output to compare: its files, unified schema and row count from metadata.
+
+    ``schema`` is what the comparison sees: columns under their compared names (``renamed``
+    maps such a name to the one in the files) and Spark ML vectors as ``list<float64>``
+    (``vectors`` names them; ``common.parity.vectors``).
+    """
 
     name: str
     path: Path
@@ -38,16 +44,20 @@ class SideSource:
     schema: pa.Schema
     rows: int
     files: int
+    renamed: dict[str, str] = field(default_factory=dict)
+    vectors: frozenset[str] = frozenset()
 
 
-def open_side(name: str, path: str | Path) -> SideSource:
+def open_side(name: str, path: str | Path, rename: Mapping[str, str] | None = None) -> SideSource:
     """Find the Parquet files of an output (a file or a directory) and unify their schemas.
 
     Files and folders whose name starts with ``_`` or ``.`` (``_SUCCESS``, ``_manifest.json``,
     ``_dead_letter/``, ``.crc``) are skipped; ``key=value`` folders are read as Hive partitions.
+    ``rename`` (old name to new) renames the columns of this side that it names.
 
     Raises:
-        InputError: The path is missing, holds no Parquet file, or a file cannot be read.
+        InputError: The path is missing, holds no Parquet file, a file cannot be read, or a
+            rename gives two columns one name.
     """
     path = Path(path)
     if not path.exists():
@@ -67,7 +77,17 @@ def open_side(name: str, path: str | Path) -> SideSource:
     except pa.ArrowException as exc:
         raise InputError(f"{name} output {path} has parts with conflicting schemas: {exc}") from exc
     dataset = ds.dataset(path, schema=schema, format="parquet", partitioning="hive")
-    return SideSource(name, path, dataset, schema, dataset.count_rows(), len(found.files))
+    renamed = {(rename or {}).get(n, n): n for n in schema.names}
+    if len(renamed) < len(schema.names):
+        raise InputError(f"{name} output {path}: --rename gives two columns one name ({', '.join(rename)})")
+    vectors = frozenset(new for new, old in renamed.items() if is_spark_vector(schema.field(old).type))
+    compared = pa.schema(
+        [
+            pa.field(new, VECTOR_LIST if new in vectors else schema.field(old).type)
+            for new, old in renamed.items()
+        ]
+    )
+    return SideSource(name, path, dataset, compared, dataset.count_rows(), len(found.files), renamed, vectors)
 
 
 def bucket_count(rows: int, bucket_rows: int) -> int:
@@ -144,7 +164,7 @@ def spill_side(
     schema = _spill_schema(source.schema, columns, key_types)
     writers = [pa.ipc.new_stream(directory / f"bucket-{k:05d}.arrow", schema) for k in range(buckets)]
     scanner = source.dataset.scanner(
-        columns=list(columns),
+        columns={c: ds.field(source.renamed.get(c, c)) for c in columns},
         batch_size=READ_BATCH_ROWS,
         batch_readahead=1,
         fragment_readahead=1,
@@ -195,16 +215,18 @@ def _spill_schema(schema: pa.Schema, columns, key_types) -> pa.Schema:
 
 def _normalise(batch: pa.RecordBatch, schema: pa.Schema, source, key_types) -> pa.RecordBatch:
     arrays = []
-    for field in schema:
-        array = batch.column(field.name)
-        if array.type != field.type:
+    for target in schema:
+        array = batch.column(target.name)
+        if target.name in source.vectors:
+            array = vectors_to_lists(array)
+        if array.type != target.type:
             try:
-                array = array.cast(field.type)
+                array = array.cast(target.type)
             except pa.ArrowException as exc:
-                what = "key" if field.name in key_types else "column"
+                what = "key" if target.name in key_types else "column"
                 raise InputError(
-                    f"{source.name} output {source.path}: {what} '{field.name}' cannot be cast "
-                    f"from {array.type} to {field.type}: {exc}"
+                    f"{source.name} output {source.path}: {what} '{target.name}' cannot be cast "
+                    f"from {array.type} to {target.type}: {exc}"
                 ) from exc
         arrays.append(array)
     return pa.RecordBatch.from_arrays(arrays, schema=schema)

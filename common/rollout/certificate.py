@@ -1,6 +1,7 @@
 """Parity certificates: the proof, kept beside a job file, that Spark and Ray agreed on it.
 
-Every ``batch-predict parity`` run writes ``<job file name>.parity.json`` beside the job: the
+Every ``batch-predict parity`` run writes ``<job file name>.parity.json`` beside the job (or in
+``[parity] certificate_dir``, to keep it out of the team's repository): the
 bundle's content hash, a hash of the job settings that affect results (never the input or output
 paths), the versions of the engines and libraries that compute the results, the rows compared,
 the date and the verdict. A failing or erroring run overwrites it with the failure, so the file
@@ -11,6 +12,7 @@ for the bundle and settings the job has now: a certificate for an older bundle n
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import platform
 from dataclasses import dataclass
@@ -23,6 +25,8 @@ from common.spec.identity import changed_settings, result_settings, settings_has
 if TYPE_CHECKING:  # the CLI imports this module to parse its arguments: no pyarrow until needed
     from common.spec.bundle import Bundle
 
+from common.spec.backends import AUTO as AUTO  # the name `--backend auto` is resolved from
+
 FORMAT = 1
 SUFFIX = ".parity.json"
 CERTIFIED_BACKENDS = ("spark", "ray")
@@ -33,9 +37,15 @@ PASS, FAIL, ERROR = "pass", "fail", "error"
 ENGINE_LIBRARIES = ("pyspark", "ray", "pyarrow", "numpy", "pandas")
 
 
-def certificate_path(job_path: Path) -> Path:
-    """``job.toml`` -> ``job.toml.parity.json`` beside it."""
-    return job_path.with_name(job_path.name + SUFFIX)
+def certificate_path(job) -> Path:
+    """``job.toml`` -> ``job.toml.parity.json`` beside it; with ``[parity] certificate_dir`` (relative
+    to the job's folder), ``job.toml.<8 hex digits of the job file's absolute path>.parity.json``
+    there, so that jobs of one file name in several folders never share a certificate."""
+    if job.parity.certificate_dir is None:
+        return job.path.with_name(job.path.name + SUFFIX)
+    folder = job.path.parent / Path(job.parity.certificate_dir).expanduser()
+    where = hashlib.sha256(str(job.path.resolve()).encode()).hexdigest()[:8]
+    return folder / f"{job.path.name}.{where}{SUFFIX}"
 
 
 def short_hash(digest: str) -> str:
@@ -114,7 +124,8 @@ def write_certificate(job, current: Fingerprint, *, report=None, runs=None, erro
         "rows_compared": _rows_compared(report) if report is not None else 0,
         "problems": ([error] if error is not None else report.problems()),
     }
-    path = certificate_path(job.path)
+    path = certificate_path(job)
+    path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.tmp")
     temporary.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
     temporary.replace(path)
@@ -140,7 +151,7 @@ def check_certificate(job, current: Fingerprint | None = None) -> CertificateSta
     """Whether the certificate beside ``job`` passed for the job's current bundle, settings and
     library versions; the reason names what is missing or what changed."""
     current = current or fingerprint(job)
-    path = certificate_path(job.path)
+    path = certificate_path(job)
     bundle = short_hash(current.bundle_hash)
     none = f"no passing parity certificate for bundle {bundle}"
     if not path.exists():
@@ -189,9 +200,6 @@ def _mismatch(cert: dict[str, Any], current: Fingerprint) -> str | None:
     if moved:
         return f"versions changed since certification: {', '.join(moved)}"
     return None
-
-
-AUTO = "auto"
 
 
 def choose_backend(job) -> tuple[str, str]:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from common.errors import EXIT_ERROR, EXIT_OK, EXIT_PARITY_FAILED, BatchPredictError
+from common.parity.report import table_row
 from common.parity.report_data import DIFFERS, WITHIN_TOLERANCE
 from common.rollout.certificate import CERTIFIED_BACKENDS, ERROR, fingerprint, write_certificate
 from common.rollout.fleet_html import render_fleet_html
@@ -83,23 +84,32 @@ class FleetResult:
         """A table with one row per job (verdict, rows, seconds, speed-up, differing columns),
         then the path of the fleet report."""
         head = ("job", "verdict", "rows", "spark s", "ray s", "ray/spark")
-        width = min(max([22, *(len(r.job) for r in self.rows)]), 48)  # job names shown whole up to 48
-        lines = [f"{head[0]:<{width}} " + "{:<17} {:>9} {:>8} {:>8} {:>9}  differing".format(*head[1:])]
+        width = min(max([22, *(len(r.job) for r in self.rows)]), 48)  # job names wrap beyond 48
+        layout = [(width, "<"), (17, "<"), (9, ">"), (8, ">"), (8, ">"), (9, ">")]
+        lines = [table_row(head, layout) + "  differing"]
         for r in self.rows:
             detail = r.error or ", ".join(
                 f"{d['column']} ({d['pair']}) {d['rows']:,}" if d["rows"] else f"{d['column']} {d['verdict']}"
                 for d in r.differing_columns
             )
             rows = f"{r.rows:,}" if r.rows is not None else "-"
-            spark, ray = (r.engines.get(b, {}).get("seconds") for b in ("spark", "ray"))
+            seconds = [self._seconds_cell(r, b) for b in ("spark", "ray")]
+            cells = [r.job, r.verdict, rows, *seconds, _ratio(r.ray_speedup)]
+            first, *rest = table_row(cells, layout).split("\n")
+            lines += [f"{first:<{sum(w for w, _ in layout) + len(layout) - 1}}  {detail or '-'}", *rest]
+        if any(r.engines.get(b, {}).get("startup_seconds") for r in self.rows for b in ("spark", "ray")):
             lines.append(
-                f"{r.job[:width]:<{width}} {r.verdict:<17} {rows:>9} {_seconds(spark):>8} {_seconds(ray):>8} "
-                f"{_ratio(r.ray_speedup):>9}  {detail or '-'}"
+                "* includes the engine's start (paid by the first job that needs it; later jobs reuse it)"
             )
         counts = {v: sum(r.verdict == v for r in self.rows) for v in (WITHIN_TOLERANCE, DIFFERS, ERROR)}
         lines.append(f"{len(self.rows)} jobs: " + ", ".join(f"{n} {v}" for v, n in counts.items()))
         lines.append(f"fleet report: {self.paths['html']}")
         return lines
+
+    @staticmethod
+    def _seconds_cell(row: FleetRow, backend: str) -> str:
+        engine = row.engines.get(backend, {})
+        return _seconds(engine.get("seconds")) + ("*" if engine.get("startup_seconds") else "")
 
 
 def _seconds(value: float | None) -> str:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from common.errors import JobError
-from common.spec.backends import BACKENDS, backend_names, declared_backend
+from common.spec.backends import BACKENDS, choosable_names, declared_backend
 
 if TYPE_CHECKING:
     from common.run.inputs import InputInfo
@@ -70,8 +70,8 @@ def get_backend(name: str | None) -> Backend:
     name = name or os.environ.get(ENV_VAR)
     if not name:
         raise JobError(
-            f"no backend chosen: pass --backend or set {ENV_VAR}; valid: {', '.join(backend_names())}"
+            f"no backend chosen: pass --backend or set {ENV_VAR}; valid: {', '.join(choosable_names())}"
         )
     if name not in BACKENDS:
-        raise JobError(f'unknown backend "{name}"; valid: {", ".join(backend_names())}')
+        raise JobError(f'unknown backend "{name}"; valid: {", ".join(choosable_names())}')
     return declared_backend(name)

@@ -3,7 +3,7 @@
 ``batch-predict run JOB [JOB ...]`` (and ``parity``) run every job inside one ``EngineSession``:
 an engine starts when its first job needs it, later jobs reuse it, and ``close()`` stops what
 this process started (the driver JVM and its Python workers; Ray's raylet, GCS and workers),
-within seconds, on success, error, Ctrl-C or SIGTERM (``stop_on_signals``). An engine this
+within seconds, on success, error, Ctrl-C or SIGTERM (``common.run.signals``). An engine this
 process only connected to (``[ray] address``, ``[spark] remote``, a cluster master) keeps running.
 Callers that run one chunk of a job at a time (resumable runs) pass the same session to each
 ``run_job`` call.
@@ -11,12 +11,13 @@ Callers that run one chunk of a job at a time (resumable runs) pass the same ses
 
 from __future__ import annotations
 
-import contextlib
-import signal
 import sys
 
 from common.run.backends import Backend, get_backend
+from common.run.signals import Terminated, signals_held, stop_on_signals
 from common.spec.backends import engine_names
+
+__all__ = ["EngineSession", "Terminated", "stop_on_signals"]
 
 
 class EngineSession:
@@ -37,14 +38,15 @@ class EngineSession:
         failures = []
         for name in engine_names():
             self._used.setdefault(name, get_backend(name))
-        for backend in reversed(list(self._used.values())):
-            stop = getattr(backend, "stop", None)
-            if stop is None:
-                continue
-            try:
-                stop()
-            except Exception as exc:  # still stop the others; report the first
-                failures.append(f"{backend.name}: {exc}")
+        with signals_held():  # a scheduler's second SIGTERM must not cut the stop short
+            for backend in reversed(list(self._used.values())):
+                stop = getattr(backend, "stop", None)
+                if stop is None:
+                    continue
+                try:
+                    stop()
+                except Exception as exc:  # still stop the others; report the first
+                    failures.append(f"{backend.name}: {exc}")
         self._used.clear()
         if failures:
             print(f"batch-predict: warning: stopping an engine failed: {failures[0]}", file=sys.stderr)
@@ -54,24 +56,3 @@ class EngineSession:
 
     def __exit__(self, *exc) -> None:
         self.close()
-
-
-class Terminated(BaseException):
-    """SIGTERM, raised in the main thread so that ``finally`` blocks and ``close`` run."""
-
-    exit_code = 128 + signal.SIGTERM
-
-
-@contextlib.contextmanager
-def stop_on_signals():
-    """Turns SIGTERM into ``Terminated`` while the block runs (SIGINT is Python's KeyboardInterrupt),
-    so that a killed run removes its staging folder and stops its engines before it exits."""
-
-    def raise_terminated(signum, frame):
-        raise Terminated()
-
-    previous = signal.signal(signal.SIGTERM, raise_terminated)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)

@@ -39,6 +39,7 @@ from common.run.path_safety import check_output_paths, check_output_spares
 from common.run.progress import Progress
 from common.run.reconcile import check_input_keys, reconcile
 from common.run.result import EngineRun, RunResult
+from common.run.signals import raise_if_signalled
 from common.spec.bundle import BUNDLE_FILE, Bundle, load_bundle
 from common.spec.declared import check_declaration
 from common.spec.job import Job
@@ -202,6 +203,7 @@ def run_job(
             dead_letter_rows=dead_rows,
             notes=tuple(notes),
         )
+        raise_if_signalled()  # a SIGTERM a library swallowed still publishes nothing
         finish_output(
             stage,
             {

@@ -26,10 +26,18 @@ REFERENCE = "reference"
 #: the backend that runs a bundle's original Spark ML pipeline (``legacy_pipeline``) instead of the
 #: bundle: a side only for bundles imported from one, and then the side every other is checked against.
 LEGACY = "legacy"
+#: not a backend: ``--backend auto`` picks ray or spark by the job's parity certificate
+#: (``common.rollout.certificate.choose_backend``, resolved by the CLI above the runner).
+AUTO = "auto"
 
 
 def backend_names() -> list[str]:
     return sorted(BACKENDS)
+
+
+def choosable_names() -> list[str]:
+    """What ``--backend`` and ``$BATCH_PREDICT_BACKEND`` accept: every backend, and ``auto``."""
+    return [*backend_names(), AUTO]
 
 
 def engine_names() -> list[str]:

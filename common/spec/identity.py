@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 _NOT_RESULT_SETTINGS = {
     "spark": {"master", "app_name"},
     "ray": {"address", "runtime_env", "concurrency", "num_cpus", "blocks_per_replica", "progress_bars"},
-    "parity": {"sample_size"},
+    "parity": {"sample_size", "certificate_dir"},
 }
 
 

@@ -72,6 +72,8 @@ class ParitySettings:
         threshold: Decision threshold applied to score columns to count flipped decisions.
         strict_types: Fail on a type-only difference (e.g. float32 vs float64), which is
             otherwise reported but compared after normalising.
+        certificate_dir: Where ``batch-predict parity`` keeps the job's certificate, relative to
+            the job's folder (``common.rollout.certificate``); None: beside the job file.
     """
 
     default: Tolerance = Tolerance()
@@ -81,6 +83,7 @@ class ParitySettings:
     label_columns: tuple[str, ...] = ()
     threshold: float = 0.5
     strict_types: bool = False
+    certificate_dir: str | None = None
 
     def __post_init__(self) -> None:
         # Freeze the mapping and accept lists so a settings object cannot change under a run.
@@ -107,6 +110,7 @@ class ParitySettings:
             "label_columns": list(self.label_columns),
             "threshold": self.threshold,
             "strict_types": self.strict_types,
+            "certificate_dir": self.certificate_dir,
         }
 
 
@@ -136,6 +140,7 @@ class _ParityTable(_ToleranceTable):
     label_columns: str | tuple[str, ...] = ()
     threshold: float = 0.5
     strict_types: bool = False
+    certificate_dir: str | None = None
     columns: Mapping[str, Any] = field(default_factory=dict)
 
     def check(self, where: str) -> None:
@@ -174,4 +179,5 @@ def parse_parity_settings(section: Mapping[str, Any], file: str | Path) -> Parit
         label_columns=(table.label_columns,) if isinstance(table.label_columns, str) else table.label_columns,
         threshold=table.threshold,
         strict_types=table.strict_types,
+        certificate_dir=table.certificate_dir,
     )
