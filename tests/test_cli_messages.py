@@ -15,7 +15,8 @@ from common.cli import build_parser, main
 from common.errors import JobError
 from common.parity.compare import compare_outputs
 from common.parity.report import format_summary
-from common.rollout.fleet import PASS, FleetResult, FleetRow
+from common.parity.report_data import WITHIN_TOLERANCE
+from common.rollout.fleet import FleetResult, FleetRow
 from common.run.backends import ENV_VAR, get_backend
 from common.spec.backends import AUTO, backend_names
 
@@ -66,7 +67,7 @@ def test_fleet_table_marks_the_rows_that_paid_for_engine_start(tmp_path):
         return FleetRow(
             job,
             f"/jobs/{job}.toml",
-            PASS,
+            WITHIN_TOLERANCE,
             rows=10,
             engines={
                 "spark": {"seconds": 9.0, "startup_seconds": spark_start},
