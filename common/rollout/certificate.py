@@ -43,6 +43,7 @@ _KIND_LIBRARIES = {
     "lightgbm": ("lightgbm",),
     "onnx": ("onnxruntime", "onnxruntime-gpu"),
     "transformers": ("transformers", "tokenizers", "torch"),
+    "mlflow": ("mlflow-skinny", "scikit-learn", "xgboost", "xgboost-cpu", "lightgbm"),
 }
 
 

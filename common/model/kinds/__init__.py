@@ -25,11 +25,20 @@ KINDS: dict[str, str] = {
     "onnx": "common.model.kinds.onnx:OnnxHandler",
     "transformers": "common.model.kinds.hf_transformers:TransformersHandler",
     "spark_ml": "common.model.kinds.spark_ml:SparkMLHandler",
+    "mlflow": "common.model.kinds.mlflow:MlflowHandler",
 }
 
 
 def kind_names() -> list[str]:
     return sorted(KINDS)
+
+
+def pin_remote_model(bundle: Bundle) -> None:
+    """Brings a model that ``bundle`` names by ``model_uri`` into its folder, on the driver, so that
+    the bundle's content hash covers it (only ``mlflow`` bundles have one)."""
+    from common.model.kinds.mlflow import pin_model
+
+    pin_model(bundle)
 
 
 def handler_class(bundle: Bundle) -> type[ModelHandler]:
