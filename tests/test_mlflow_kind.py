@@ -80,6 +80,8 @@ def registry(tmp_path_factory):
          "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
          "--artifacts-destination", str(root / "artifacts"), "--workers", "1"],
         stdout=subprocess.DEVNULL, stderr=open(root / "server.log", "wb"), start_new_session=True,
+        # no job runner (five huey workers) and no telemetry: a registry is all the tests need
+        env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", "MLFLOW_DISABLE_TELEMETRY": "true"},
     )  # fmt: skip
     try:
         deadline = time.monotonic() + 600  # seconds on a loaded 2-CPU machine
@@ -140,14 +142,15 @@ def _register_models() -> None:
         ]
     ).fit(train[FEATURES], target)
     signature = infer_signature(train[FEATURES], pipeline.predict(train[FEATURES]))
-    mlflow.sklearn.log_model(
-        pipeline,
-        name="model",
-        signature=signature,
-        registered_model_name="sk",
-        serialization_format="cloudpickle",  # skops (the default) needs the full mlflow on workers
-        pip_requirements=[],  # not inferred: that loads the model again in a subprocess
-    )
+    with mlflow.start_run():  # so that runs:/<run id>/model names it too
+        mlflow.sklearn.log_model(
+            pipeline,
+            name="model",
+            signature=signature,
+            registered_model_name="sk",
+            serialization_format="cloudpickle",  # skops (the default) needs the full mlflow on workers
+            pip_requirements=[],  # not inferred: that loads the model again in a subprocess
+        )
     client = mlflow.MlflowClient()
     for rounds in (10, 20):  # version 1 and version 2
         booster = xgboost.train(
@@ -262,6 +265,7 @@ def test_bad_model_is_one_line_exit_2_nothing_published(case, registry, tmp_path
     (tmp_path / "bad").mkdir()
     spec = spec(tmp_path) if callable(spec) else {"features": FEATURES, "outputs": {"y": "float64"}, **spec}
     job = _job(tmp_path, "bad", spec)
+    capsys.readouterr()  # what building the case printed
     code = main(["run", str(job), "--backend", "reference"])
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1, err

@@ -66,7 +66,7 @@ class MlflowHandler(ModelHandler):
                 )
 
     def load_model(self) -> Any:
-        pyfunc = import_library(self.bundle, "mlflow.pyfunc", "mlflow-skinny")
+        pyfunc = _import(self.bundle, "mlflow.pyfunc")
         folder = self._folder(resolve=False)
         try:
             return pyfunc.load_model(str(folder))
@@ -103,10 +103,17 @@ class MlflowHandler(ModelHandler):
         return self.bundle.path / CACHE / pin["folder"]
 
 
+def _import(bundle: Bundle, module: str):
+    """MLflow, with its usage telemetry off unless the user turned it on: a batch job sends
+    nothing anywhere but to the tracking server it names."""
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    return import_library(bundle, module, "mlflow-skinny")
+
+
 def pin_model(bundle: Bundle) -> Path:
     """Resolves ``bundle.model_uri`` to one version and copies it into ``<bundle>/.mlflow/`` (once
     per process and bundle); returns the copy. A missing model, version or run is a BundleError."""
-    mlflow = import_library(bundle, "mlflow", "mlflow-skinny")
+    mlflow = _import(bundle, "mlflow")
     key = (str(bundle.path), bundle.model_uri, mlflow.get_tracking_uri(), mlflow.get_registry_uri())
     with _LOCK:
         if key not in _RESOLVED:
@@ -125,6 +132,11 @@ def _pin(bundle: Bundle, mlflow, tracking: str, registry: str) -> Path:
     except MlflowException as exc:
         raise bundle_error(bundle, "model_uri", f"{uri} at {registry}: {_first_line(exc)}") from None
     cache = bundle.path / CACHE
+    for leftover in cache.glob(".*-*"):  # what a killed run left: it would be part of the hash
+        if leftover.is_dir():
+            shutil.rmtree(leftover, ignore_errors=True)
+        else:
+            leftover.unlink(missing_ok=True)
     pin = {"model_uri": uri, "tracking_uri": tracking, "registry_uri": registry, **identity}
     pin_file = cache / PIN
     if pin_file.is_file() and (cache / identity["folder"]).is_dir():
@@ -152,7 +164,7 @@ def _pin(bundle: Bundle, mlflow, tracking: str, registry: str) -> Path:
             if old.is_dir() and not old.name.startswith(".download-"):
                 shutil.rmtree(old)
         local.rename(cache / identity["folder"])
-        temporary = cache / f".{PIN}.tmp"
+        temporary = cache / f".tmp-{PIN}"
         temporary.write_text(json.dumps(pin, indent=2, sort_keys=True) + "\n")
         temporary.replace(pin_file)
     finally:
