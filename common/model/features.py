@@ -172,6 +172,18 @@ class FeatureBatch:
         """float64 columns named ``names``, null -> NaN (for models trained on DataFrames)."""
         return pd.DataFrame(self.numpy(names), columns=list(names))
 
+    def dataframe(self, names: list[str]) -> pd.DataFrame:
+        """The columns named ``names`` with their types, as pandas reads them from Parquet: strings
+        as objects (None for null), integers as int64 (float64 with NaN where a batch has a null),
+        dates as ``datetime.date``, timestamps as ``datetime64``, booleans as bool (objects with a
+        null). What differs only in how an engine carries a column (``large_string``, a dictionary,
+        a time zone, an integer's width) is made one first, so every backend and every batch cut
+        hands the model the same frame, laid out the same in memory."""
+        table = self.table(names)
+        return pa.Table.from_arrays(
+            [_canonical(table.column(i).combine_chunks()) for i in range(table.num_columns)], names=names
+        ).to_pandas()
+
     def table(self, names: list[str] | None = None) -> pa.Table:
         """Those columns (all by default) as a host Arrow table."""
         names = self.names() if names is None else list(names)
@@ -208,6 +220,30 @@ def arrow_to_float64(array: pa.Array, name: str) -> tuple[np.ndarray, np.ndarray
         return array.to_numpy(zero_copy_only=False), None
     valid = array.is_valid().to_numpy(zero_copy_only=False)
     return pc.fill_null(array, 0.0).to_numpy(zero_copy_only=False), valid
+
+
+def _canonical(array: pa.Array) -> pa.Array:
+    """One Arrow type per kind of value, whichever engine carried the column: Spark hands strings
+    as ``large_string``, dictionaries decoded and timestamps in its session zone; Parquet read by
+    pyarrow keeps what was written."""
+    typ = array.type
+    if pa.types.is_dictionary(typ):
+        return _canonical(array.dictionary_decode())
+    if pa.types.is_large_string(typ) or pa.types.is_string_view(typ):
+        return array.cast(pa.string())
+    if pa.types.is_large_binary(typ):
+        return array.cast(pa.binary())
+    if pa.types.is_integer(typ) and typ != pa.uint64():
+        return array.cast(pa.int64())
+    if pa.types.is_date64(typ):
+        return array.cast(pa.date32())
+    if pa.types.is_timestamp(typ):
+        target = pa.timestamp("us", None if typ.tz is None else "UTC")
+        try:
+            return array.cast(target)  # safe: a nanosecond that microseconds cannot hold stays ns
+        except pa.ArrowInvalid:
+            return array.cast(pa.timestamp("ns", target.tz))
+    return array
 
 
 def _single_array(column: pa.Array | pa.ChunkedArray) -> pa.Array:

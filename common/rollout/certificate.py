@@ -94,9 +94,11 @@ class Fingerprint:
 
 def fingerprint(job) -> Fingerprint:
     """The current fingerprint of ``job`` (loads its bundle: raises BundleError when it is broken)."""
+    from common.model.kinds import pin_remote_model
     from common.spec.bundle import load_bundle
 
     bundle = load_bundle(job.bundle_path)
+    pin_remote_model(bundle)  # a model named by URI: its resolved bytes are part of the hash
     return Fingerprint(bundle.content_hash(), result_settings(job), library_versions(bundle))
 
 

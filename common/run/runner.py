@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 
 from common.errors import BatchPredictError, InputError, JobError
 from common.model.features import FeatureBatch
-from common.model.kinds import handler_class
+from common.model.kinds import handler_class, pin_remote_model
 from common.model.predictor import ErrorPolicy, Predictor
 from common.model.transform_ops import apply_transforms
 from common.run.backends import get_backend
@@ -51,6 +51,7 @@ PREFLIGHT_ROWS = 16
 def prepare(job: Job) -> tuple[Bundle, InputInfo, pa.Table]:
     """Loads the bundle and inspects the input: every check that needs no engine."""
     bundle = load_bundle(job.bundle_path)
+    pin_remote_model(bundle)  # a model named by URI, copied into the bundle once, on the driver
     check_declaration(job, bundle)
     required = [*job.passthrough_columns, *required_input_columns(bundle.transforms, bundle.features)]
     inputs = inspect_input(

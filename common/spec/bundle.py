@@ -52,6 +52,10 @@ class Bundle:
         legacy_pipeline: the Spark ML PipelineModel the bundle was imported from (absolute), which
             the ``legacy`` backend runs; None for a bundle that has none.
         parity: the bundle's ``[parity]`` defaults (a job's ``[parity]`` overrides them), as written.
+        input: what a ``sklearn`` model is handed: ``matrix`` (float64 columns), ``dataframe`` (the
+            columns typed as pandas has them) or ``auto`` (``common.model.kinds.sklearn``).
+        model_uri: an ``mlflow`` model named by URI (``models:/name/3``, ``runs:/id/path``) instead
+            of an ``artifact`` folder; the driver copies it into the bundle (``kinds.mlflow``).
     """
 
     path: Path
@@ -70,6 +74,8 @@ class Bundle:
     sql_ansi: bool = True
     legacy_pipeline: Path | None = None
     parity: Mapping[str, Any] = field(default_factory=dict)
+    input: str = "auto"
+    model_uri: str | None = None
 
     @property
     def outputs_schema(self) -> pa.Schema:
@@ -81,7 +87,9 @@ class Bundle:
         return [c for t in self.transforms for c in t.output_columns()]
 
     def content_hash(self) -> str:
-        """SHA-256 over every file in the bundle folder, to tie an output to the exact model."""
+        """SHA-256 over every file in the bundle folder, to tie an output to the exact model. A
+        model named by ``model_uri`` has been resolved and copied into the folder by the driver
+        first (``common.model.kinds.pin_remote_model``), so its bytes are part of the hash."""
         digest = hashlib.sha256()
         for file in sorted(p for p in self.path.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
             digest.update(str(file.relative_to(self.path)).encode())
@@ -134,6 +142,8 @@ class _BundleTable:
     sql_ansi: bool = True
     legacy_pipeline: str | None = None
     parity: Mapping[str, Any] = field(default_factory=dict)
+    input: Literal["auto", "matrix", "dataframe"] = "auto"
+    model_uri: str | None = None
 
     def check(self, where: str) -> None:
         if self.kind not in kind_names():
@@ -150,7 +160,11 @@ class _BundleTable:
             )
         if self.kind == "python" and (self.entrypoint is None or ":" not in self.entrypoint):
             raise BundleError(f'{where}: a python bundle needs entrypoint = "module:ClassName"')
-        if self.kind != "python" and self.artifact is None:
+        if self.input != "auto" and self.kind != "sklearn":
+            raise BundleError(f'{where}: field "input" is for kind sklearn only')
+        if self.model_uri is not None and (self.kind != "mlflow" or self.artifact is not None):
+            raise BundleError(f'{where}: field "model_uri" is for kind mlflow, instead of "artifact"')
+        if self.kind != "python" and self.artifact is None and self.model_uri is None:
             raise BundleError(f'{where}: missing field "artifact"')
 
 
@@ -194,6 +208,8 @@ def parse_bundle(raw: Mapping[str, Any], folder: Path, where: str) -> Bundle:
         sql_ansi=table.sql_ansi,
         legacy_pipeline=None if table.legacy_pipeline is None else (folder / table.legacy_pipeline).resolve(),
         parity=table.parity,
+        input=table.input,
+        model_uri=table.model_uri,
     )
 
 

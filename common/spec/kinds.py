@@ -18,6 +18,7 @@ KINDS: dict[str, str] = {
     "onnx": "common.model.kinds.onnx:OnnxHandler",
     "transformers": "common.model.kinds.hf_transformers:TransformersHandler",
     "spark_ml": "common.model.kinds.spark_ml:SparkMLHandler",
+    "mlflow": "common.model.kinds.mlflow:MlflowHandler",
 }
 
 

@@ -19,6 +19,16 @@ if TYPE_CHECKING:
     from common.spec.bundle import Bundle
 
 
+def pin_remote_model(bundle: Bundle) -> None:
+    """Brings a model that ``bundle`` names by ``model_uri`` into its folder, on the driver, so that
+    the bundle's content hash covers it (only ``mlflow`` bundles have one); else nothing."""
+    if bundle.model_uri is None:
+        return
+    from common.model.kinds.mlflow import pin_model
+
+    pin_model(bundle)
+
+
 def handler_class(bundle: Bundle) -> type[ModelHandler]:
     """The ``ModelHandler`` subclass that serves ``bundle`` (its kind's, or its entrypoint)."""
     from common.model.handler import ModelHandler
