@@ -72,14 +72,28 @@ class MlflowHandler(ModelHandler):
         pyfunc = _import(self.bundle, "mlflow.pyfunc")
         folder = self._folder(resolve=False)
         try:
-            return pyfunc.load_model(str(folder))
+            model = pyfunc.load_model(str(folder))
         except Exception as exc:  # MLflow and the flavour's library raise many types
             raise bundle_error(
                 self.bundle, self._field, f"cannot load {folder}: {_first_line(exc)}"
             ) from None
+        schema = model.metadata.get_input_schema()
+        named = schema is not None and schema.has_input_names()
+        self._floats = {
+            spec.name: spec.type.to_numpy()
+            for spec in (schema.inputs if named else [])
+            if getattr(spec.type, "name", "") in ("double", "float")
+        }
+        return model
 
     def run_inference(self, batch, model):
-        out = model.predict(batch.dataframe(list(self.bundle.features)))
+        frame = batch.dataframe(list(self.bundle.features))
+        # An integer column is int64 in a batch without a null and float64 in one with (pandas'
+        # rule); MLflow refuses int64 where the signature says double, so it gets float here.
+        for name, dtype in getattr(self, "_floats", {}).items():
+            if name in frame and frame[name].dtype.kind in "iu":
+                frame[name] = frame[name].astype(dtype)
+        out = model.predict(frame)
         if hasattr(out, "columns") and set(map(str, out.columns)) == set(self.bundle.outputs):
             return out  # named as the outputs: taken by name
         return out.to_numpy() if hasattr(out, "to_numpy") else out
