@@ -174,7 +174,7 @@ def test_ray_cluster_of_one_cpu_nodes_runs_concurrency_one(job_path, ray_local, 
     Data's task pool keeps one running at a time. A plan no node can hold fails at once."""
     local = tmp_path / "local"
     run_job(replace(load_job(job_path), output_path=local), "ray")
-    ray = f'address = "{ray_cpu_cluster.address}"\nship_code = true\nconcurrency = 1\n'
+    ray = f'address = "{ray_cpu_cluster.address}"\nship_code = true\n'  # the job has concurrency = 1
     job = cluster_job(job_path, "job-ray-1cpu", ray)
     code, out = run_cli(job, "ray", tmp_path / "cluster", cli_env(**ray_cpu_cluster.env))
     assert code == 0, f"{out[-4000:]}\n{ray_cpu_cluster.logs()}"
