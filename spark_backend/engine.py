@@ -155,6 +155,10 @@ _FIXED_CONF = {
 _CONNECT_CONF = {"spark.sql.session.timeZone": "UTC"}
 
 
+class SparkStartError(RuntimeError):
+    """The driver JVM refused to start a session; the message is the JVM's own error text."""
+
+
 def start(settings: SparkSettings) -> tuple[SparkSession, float]:
     """The active SparkSession, or a new one from the settings; returns it and its start seconds.
 
@@ -208,6 +212,13 @@ def start(settings: SparkSettings) -> tuple[SparkSession, float]:
             builder = builder.config(key, value)
         try:
             session = builder.getOrCreate()
+        except Exception as exc:
+            # py4j's error asks the JVM for its text each time it is printed: read it while the
+            # JVM still answers, then stop the JVM and raise the text alone.
+            text = str(exc)
+            stop_driver_jvm()
+            log.close(keep=True)
+            raise SparkStartError(text) from None
         except BaseException:
             stop_driver_jvm()
             log.close(keep=True)

@@ -87,9 +87,11 @@ def test_engine_backends_mirror_each_other():
     import importlib.util
     import inspect
 
-    wanted = list(inspect.signature(backends.Backend.run).parameters)[1:]  # less self
+    from common.run.backends import Backend, get_backend
+
+    wanted = list(inspect.signature(Backend.run).parameters)[1:]  # less self
     for name in backends.engine_names():
-        package, backend = backends.BACKENDS[name], backends.get_backend(name)
+        package, backend = backends.BACKENDS[name], get_backend(name)
         assert backend.engine == f"{package}.engine" and backend.executor == f"{package}.executor", name
         engine = importlib.import_module(backend.engine)
         assert all(callable(getattr(engine, f, None)) for f in ("start", "running", "stop")), name
