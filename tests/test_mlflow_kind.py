@@ -23,6 +23,7 @@ import pytest
 
 from common.cli import main
 from common.model.kinds import mlflow as mlflow_kind
+from common.model.kinds import pin_remote_model
 from common.run.runner import run_job
 from common.spec.bundle import load_bundle
 from common.spec.job import load_job
@@ -210,12 +211,17 @@ def test_the_pinned_version_is_part_of_the_content_hash(registry, tmp_path):
     and the hash changes; a worker reads the pin and never asks the server."""
     _job(tmp_path, "xgb", CASES["xgb"][0])
     bundle = load_bundle(tmp_path / "xgb")
-    first = bundle.content_hash()
-    assert first == bundle.content_hash()
+
+    def driver_hash():  # what the runner and the certificate do: pin, then hash
+        pin_remote_model(bundle)
+        return bundle.content_hash()
+
+    first = driver_hash()
+    assert first == driver_hash()
     mlflow.MlflowClient().set_registered_model_alias("xgb", "champion", "2")
     try:
         mlflow_kind._RESOLVED.clear()  # a new driver process resolves again
-        second = bundle.content_hash()
+        second = driver_hash()
         assert second != first
         assert sorted(p.name for p in (tmp_path / "xgb" / ".mlflow").iterdir()) == [
             ".gitignore",

@@ -57,7 +57,7 @@ def build(root: Path, name: str) -> Path:
 def ours(spark, ray, folder: Path) -> dict[str, pa.Table]:
     """The folder read by the harness's three readers, each sorted by x."""
     from ray_backend.reading import read_unit
-    from spark_backend.executor import read_input
+    from spark_backend.reading import read_input
 
     info = inspect_input(folder, "parquet")
     items = [{"path": p, "groups": list(range(len(info.group_rows[p]))), "rows": 0} for p in info.paths]

@@ -43,9 +43,11 @@ def file_hashes(folder: Path) -> list[str]:
 
 
 def existing_output(folder: Path) -> Path:
-    """An output from an earlier run, which a failed run must leave as it is."""
+    """An output from an earlier run, which a failed run must leave as it is: its manifest lists
+    its files, so ``--overwrite`` may replace it (``common.run.output.foreign_file``)."""
     folder.mkdir()
     (folder / "keep.txt").write_text("precious")
+    (folder / MANIFEST).write_text(json.dumps({"rows_out": 0, "files": ["keep.txt"]}))
     return folder
 
 
@@ -139,7 +141,7 @@ def test_killed_run_leaves_destination_untouched_and_next_run_cleans_up(tmp_path
         cwd=Path(__file__).resolve().parents[1],
     )
     assert proc.returncode == -9, proc.stderr
-    assert sorted(p.name for p in out.iterdir()) == ["keep.txt"]
+    assert sorted(p.name for p in out.iterdir()) == sorted(["keep.txt", MANIFEST])
     stale = list(job.parent.glob(".out.staging-*"))
     assert stale and any(list(p.rglob("*.parquet")) for p in stale if p.is_dir())  # a chunk half written
     # The marker survives in marker_dir, so this run is not killed again; it must not read the stale folder.
