@@ -144,6 +144,7 @@ def test_error_prints_one_line_and_leaves_nothing_running(one_row_job, backend):
     code, out, err = finish(start_cli(failing, backend, tag))
     assert code == 2
     assert out == []
+    err = [line for line in err if not line.startswith("progress: ")]  # ~10 s lines on a slow machine
     assert len(err) == 1 and err[0].startswith("batch-predict: error: batch of 1 rows, id 0..0 failed"), err
     assert left_behind(tag) == []
 
